@@ -1,0 +1,52 @@
+# The front door. Each target bootstraps what it needs (the .venv, the data) and then
+# does its job; a second run reuses what is already there.
+#
+#   make test                 unit tests, every notebook re-executed and compared, lint
+#   make lab                  JupyterLab on notebooks/
+#   make site [PROFILE=...]   execute the notebooks into build/, write the course site
+#   make html                 write the site from the committed outputs, executing nothing
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.d2l-resnet-installed
+DATA_STAMP := data/.verified
+PROFILE ?= course
+
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: test unit notebooks lint lab data site html clean venv
+
+venv: $(STAMP)
+
+# Re-install only when the project's requirements change.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "d2l-resnet needs Python >= 3.10; found $$($(PYTHON) --version)"; exit 1; }
+	@test -x $(PY) || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing d2l-resnet and its dev/test extras into $(VENV) (first run: minutes)"
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	@touch $@
+
+# Find Fashion-MNIST (project data/, $$D2L_RESNET_DATA, the Debian package, a download),
+# verify it and unpack it into data/FashionMNIST/raw. scripts/get-data.sh falls back to
+# `apt-get install dataset-fashion-mnist` when offline on Debian/Ubuntu as root.
+data: $(DATA_STAMP)
+
+$(DATA_STAMP): $(STAMP)
+	@PY=$(PY) sh scripts/get-data.sh
+	@touch $@
+
+test: $(DATA_STAMP)
+	@echo "==> unit tests and notebooks (pytest --nbval, profile quick)"
+	D2L_RESNET_PROFILE=quick TQDM_DISABLE=1 MPLBACKEND=agg $(PY) -m pytest --nbval \
+	  --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
+	@echo "==> ruff check"
+	$(PY) -m ruff check src tests notebooks
+
+lab: $(DATA_STAMP)
+	$(PY) -m jupyter lab notebooks
+
+clean:
+	rm -rf build site .pytest_cache .ruff_cache

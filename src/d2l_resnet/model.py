@@ -1,0 +1,273 @@
+"""The residual block, ResNet-18 as in the course notebook, and a layer-by-layer summary.
+
+Names follow the source notebook and the book (`input_channels`, `num_channels`,
+`use_1x1conv`, `strides`, `num_residuals`, `first_block`) so that a student can read
+both side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "LayerSummary",
+    "ResNet18",
+    "Residual",
+    "check_image_batch",
+    "count_parameters",
+    "format_summary",
+    "resnet18",
+    "resnet_block",
+    "summarize",
+]
+
+
+class Residual(nn.Module):
+    """A residual block: two 3x3 convolutions with BatchNorm, plus a shortcut.
+
+    ``Y = ReLU(BN(conv2(ReLU(BN(conv1(X))))) + shortcut(X))``, where the shortcut is the
+    identity or, with ``use_1x1conv=True``, a 1x1 convolution that changes the number of
+    channels and the stride so that the two terms of the sum have the same shape.
+
+    Args:
+        input_channels: Channels of the input ``X``.
+        num_channels: Channels of the output.
+        use_1x1conv: Put a 1x1 convolution on the shortcut. Needed whenever
+            ``input_channels != num_channels`` or ``strides != 1``.
+        strides: Stride of the first 3x3 convolution (and of the 1x1 shortcut).
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        num_channels: int,
+        use_1x1conv: bool = False,
+        strides: int = 1,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_channels", input_channels), ("num_channels", num_channels),
+                            ("strides", strides)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_channels = input_channels
+        self.num_channels = num_channels
+        self.strides = strides
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1,
+                               stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.conv3 = (nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
+                      if use_1x1conv else None)
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if X.dim() != 4 or X.shape[1] != self.input_channels:
+            raise ValueError(
+                f"Residual block expects input of shape (N, {self.input_channels}, H, W), "
+                f"got {tuple(X.shape)}"
+            )
+        Y = F.relu(self.bn1(self.conv1(X)))   # (N, num_channels, H/strides, W/strides)
+        Y = self.bn2(self.conv2(Y))           # same shape
+        if self.conv3 is not None:
+            X = self.conv3(X)                 # (N, num_channels, H/strides, W/strides)
+        elif X.shape != Y.shape:
+            raise ValueError(
+                f"cannot add the shortcut: the input has shape {tuple(X.shape)} but the "
+                f"residual branch gives {tuple(Y.shape)}. Without a 1x1 convolution the "
+                f"shortcut is the identity, so it cannot change the number of channels "
+                f"({self.input_channels} -> {self.num_channels}) or the stride "
+                f"({self.strides}); build the block with use_1x1conv=True to project the "
+                f"input to the output's shape"
+            )
+        return F.relu(Y + X)
+
+
+def resnet_block(
+    input_channels: int,
+    num_channels: int,
+    num_residuals: int,
+    first_block: bool = False,
+) -> list[nn.Module]:
+    """The residual blocks of one ResNet stage, as a list (wrap it in ``nn.Sequential``).
+
+    The first block of every stage but the first halves height and width (stride 2) and
+    changes the number of channels, so it needs the 1x1 shortcut; the others keep shapes.
+
+    Args:
+        input_channels: Channels entering the stage.
+        num_channels: Channels of every block in the stage.
+        num_residuals: How many residual blocks.
+        first_block: True for the stage right after the stem, whose max-pool has already
+            halved the resolution: it keeps stride 1 and needs
+            ``input_channels == num_channels``.
+    """
+    if not isinstance(num_residuals, int) or num_residuals < 1:
+        raise ValueError(f"num_residuals must be a positive integer, got {num_residuals!r}")
+    if first_block and input_channels != num_channels:
+        raise ValueError(
+            f"first_block=True keeps the identity shortcut, so input_channels "
+            f"({input_channels}) must equal num_channels ({num_channels})"
+        )
+    blk: list[nn.Module] = []
+    for i in range(num_residuals):
+        if i == 0 and not first_block:
+            blk.append(Residual(input_channels, num_channels, use_1x1conv=True, strides=2))
+        else:
+            blk.append(Residual(num_channels, num_channels))
+    return blk
+
+
+class ResNet18(nn.Sequential):
+    """The source notebook's ResNet-18: ``nn.Sequential(b1, ..., b5, pool, flatten, linear)``.
+
+    It is a plain ``nn.Sequential`` (``for layer in net`` yields the same 8 layers as the
+    source) that checks its input first, so a wrong shape gives a clear message rather
+    than an error from deep inside a convolution.
+    """
+
+    # Five stride-2 steps (b1's conv and max-pool, the first blocks of b3, b4, b5). The
+    # last one, in b5, must still receive at least 2x2 pixels: ceil(H / 16) >= 2.
+    MIN_SIZE = 17
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+        b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
+                           nn.BatchNorm2d(64), nn.ReLU(),
+                           nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        b2 = nn.Sequential(*resnet_block(64, 64, 2, first_block=True))
+        b3 = nn.Sequential(*resnet_block(64, 128, 2))
+        b4 = nn.Sequential(*resnet_block(128, 256, 2))
+        b5 = nn.Sequential(*resnet_block(256, 512, 2))
+        super().__init__(b1, b2, b3, b4, b5,
+                         nn.AdaptiveAvgPool2d((1, 1)),
+                         nn.Flatten(), nn.Linear(512, num_classes))
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        check_image_batch(X, self.in_channels)
+        return super().forward(X)
+
+
+def check_image_batch(X: torch.Tensor, in_channels: int, min_size: int = ResNet18.MIN_SIZE
+                      ) -> None:
+    """Raise ``ValueError`` unless ``X`` is ``(N, in_channels, H, W)`` with H, W >= min_size."""
+    expected = f"(N, {in_channels}, H, W)"
+    if not isinstance(X, torch.Tensor) or X.dim() != 4:
+        shape = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(
+            f"expected a 4-D batch of images of shape {expected}, got {shape}; "
+            f"add a batch dimension with X.unsqueeze(0) for a single image"
+        )
+    if X.shape[1] != in_channels:
+        raise ValueError(
+            f"expected {in_channels} input channel(s), shape {expected}, got "
+            f"{tuple(X.shape)}; build the network with resnet18(in_channels={X.shape[1]}) "
+            f"or convert the images"
+        )
+    if min(X.shape[2:]) < min_size:
+        raise ValueError(
+            f"images of {X.shape[2]}x{X.shape[3]} are too small: the stride chain needs "
+            f"H and W of at least {min_size}; got {tuple(X.shape)}, expected {expected} "
+            f"with H, W >= {min_size} (resize the images, e.g. resize=96)"
+        )
+
+
+def resnet18(num_classes: int = 10, in_channels: int = 1) -> ResNet18:
+    """ResNet-18 exactly as the source notebook builds it (1 input channel by default).
+
+    It takes images of at least ``ResNet18.MIN_SIZE`` (17) pixels on a side: 224x224 as
+    in the source, 96x96 as in the book, 28x28 as Fashion-MNIST comes.
+    """
+    return ResNet18(num_classes=num_classes, in_channels=in_channels)
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One row of :func:`summarize`."""
+
+    name: str
+    output_shape: tuple[int, ...]
+    params: int
+    flops: int
+
+
+def _layer_flops(module: nn.Module, output: torch.Tensor) -> int:
+    """FLOPs of a convolution or linear layer, a multiply-add counted as 2, bias adds as 1.
+
+    BatchNorm, ReLU, pooling and the residual additions cost one or two operations per
+    element, under 1% of the total here, and are left out, as is usual.
+    """
+    if isinstance(module, nn.Conv2d):
+        macs_per_output = module.kernel_size[0] * module.kernel_size[1] * (
+            module.in_channels // module.groups)
+    elif isinstance(module, nn.Linear):
+        macs_per_output = module.in_features
+    else:
+        return 0
+    bias = output.numel() if module.bias is not None else 0
+    return 2 * macs_per_output * output.numel() + bias
+
+
+def summarize(net: nn.Sequential, input_shape: tuple[int, ...] = (1, 1, 224, 224)
+              ) -> list[LayerSummary]:
+    """One row per top-level layer of ``net``: output shape, parameters and forward FLOPs.
+
+    Runs a zero input of ``input_shape`` through the layers one by one, as the source's
+    ``for layer in net`` loop does, in eval mode and without gradients; the network's
+    training/eval mode is restored afterwards. FLOPs are for the whole batch.
+    """
+    if not isinstance(net, nn.Sequential):
+        raise ValueError(f"summarize expects an nn.Sequential, got {type(net).__name__}")
+    if len(input_shape) != 4:
+        raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape!r}")
+    first = next(net.parameters())
+    X = torch.zeros(input_shape, dtype=first.dtype, device=first.device)
+    if isinstance(net, ResNet18):
+        check_image_batch(X, net.in_channels)
+    flops: list[int] = []
+
+    def hook(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        flops.append(_layer_flops(module, output))
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = net.training
+    rows = []
+    try:
+        net.eval()
+        with torch.no_grad():
+            for layer in net:
+                flops.clear()
+                X = layer(X)
+                rows.append(LayerSummary(layer.__class__.__name__, tuple(X.shape),
+                                         count_parameters(layer), sum(flops)))
+    finally:
+        net.train(was_training)
+        for h in handles:
+            h.remove()
+    return rows
+
+
+def format_summary(rows: list[LayerSummary]) -> str:
+    """The rows of :func:`summarize` as a text table with a total line."""
+    lines = [f"{'layer':<18}{'output shape':<22}{'parameters':>12}{'MFLOPs':>12}"]
+    for r in rows:
+        lines.append(f"{r.name:<18}{str(r.output_shape):<22}{r.params:>12,}"
+                     f"{r.flops / 1e6:>12.1f}")
+    total_params = sum(r.params for r in rows)
+    total_flops = sum(r.flops for r in rows)
+    lines.append(f"{'total':<40}{total_params:>12,}{total_flops / 1e6:>12.1f}")
+    return "\n".join(lines)
