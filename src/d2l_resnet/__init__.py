@@ -15,6 +15,7 @@ from d2l_resnet.model import (
     resnet_block,
     summarize,
 )
+from d2l_resnet.notebook import run_info, show_source
 from d2l_resnet.profiles import Profile, get_profile
 
 __version__ = "0.1.0"
@@ -27,5 +28,7 @@ __all__ = [
     "get_profile",
     "resnet18",
     "resnet_block",
+    "run_info",
+    "show_source",
     "summarize",
 ]

@@ -265,7 +265,7 @@ def format_summary(rows: list[LayerSummary]) -> str:
     """The rows of :func:`summarize` as a text table with a total line."""
     lines = [f"{'layer':<18}{'output shape':<22}{'parameters':>12}{'MFLOPs':>12}"]
     for r in rows:
-        lines.append(f"{r.name:<18}{str(r.output_shape):<22}{r.params:>12,}"
+        lines.append(f"{r.name:<18}{r.output_shape!s:<22}{r.params:>12,}"
                      f"{r.flops / 1e6:>12.1f}")
     total_params = sum(r.params for r in rows)
     total_flops = sum(r.flops for r in rows)

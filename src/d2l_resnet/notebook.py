@@ -1,0 +1,43 @@
+"""Small helpers for the notebooks: show the package's code, say what produced a run."""
+
+from __future__ import annotations
+
+import inspect
+import platform
+from typing import Any
+
+__all__ = ["run_info", "show_source"]
+
+
+def show_source(obj: Any) -> Any:
+    """The source code of a class or function of the package, highlighted for Jupyter.
+
+    The notebooks show the code they teach from the package itself, so there is one copy
+    and it cannot drift from what runs.
+    """
+    from IPython.display import Code
+
+    try:
+        source = inspect.getsource(obj)
+    except (TypeError, OSError) as err:
+        raise ValueError(
+            f"cannot show the source of {obj!r}: pass a class or function defined in Python"
+        ) from err
+    return Code(source, language="python")
+
+
+def run_info(profile: str | None = None) -> str:
+    """One line naming the profile and the versions that produced a notebook's outputs."""
+    import torch
+    import torchvision
+
+    import d2l_resnet
+    from d2l_resnet.profiles import get_profile
+
+    name = get_profile(profile).name
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return (
+        f"profile {name} | d2l_resnet {d2l_resnet.__version__} | "
+        f"Python {platform.python_version()} | torch {torch.__version__} | "
+        f"torchvision {torchvision.__version__} | device {device}"
+    )
