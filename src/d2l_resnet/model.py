@@ -75,13 +75,18 @@ class Residual(nn.Module):
         if self.conv3 is not None:
             X = self.conv3(X)                 # (N, num_channels, H/strides, W/strides)
         elif X.shape != Y.shape:
+            changes = []  # what the identity shortcut cannot do (at least one applies)
+            if self.input_channels != self.num_channels:
+                changes.append(f"the number of channels ({self.input_channels} -> "
+                               f"{self.num_channels})")
+            if self.strides != 1:
+                changes.append(f"height and width (stride {self.strides})")
             raise ValueError(
                 f"cannot add the shortcut: the input has shape {tuple(X.shape)} but the "
                 f"residual branch gives {tuple(Y.shape)}. Without a 1x1 convolution the "
-                f"shortcut is the identity, so it cannot change the number of channels "
-                f"({self.input_channels} -> {self.num_channels}) or the stride "
-                f"({self.strides}); build the block with use_1x1conv=True to project the "
-                f"input to the output's shape"
+                f"shortcut is the identity, so it cannot change {' or '.join(changes)}; "
+                f"build the block with use_1x1conv=True to project the input to the "
+                f"output's shape"
             )
         return F.relu(Y + X)
 
