@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "MIN_SIZE",
+    "InputCheck",
     "LayerSummary",
-    "ResNet18",
     "Residual",
     "check_image_batch",
     "count_parameters",
@@ -126,43 +127,22 @@ def resnet_block(
     return blk
 
 
-class ResNet18(nn.Sequential):
-    """The source notebook's ResNet-18: ``nn.Sequential(b1, ..., b5, pool, flatten, linear)``.
+class InputCheck:
+    """A forward pre-hook that rejects a batch ResNet-18 cannot take, with a clear message.
 
-    It is a plain ``nn.Sequential`` (``for layer in net`` yields the same 8 layers as the
-    source) that checks its input first, so a wrong shape gives a clear message rather
-    than an error from deep inside a convolution.
+    Without it, a wrong shape fails deep inside a convolution with an error that names
+    weights and kernels instead of the input the user passed.
     """
 
-    # Five stride-2 steps (b1's conv and max-pool, the first blocks of b3, b4, b5). The
-    # last one, in b5, must still receive at least 2x2 pixels: ceil(H / 16) >= 2.
-    MIN_SIZE = 17
-
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
-        b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-                           nn.BatchNorm2d(64), nn.ReLU(),
-                           nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
-        b2 = nn.Sequential(*resnet_block(64, 64, 2, first_block=True))
-        b3 = nn.Sequential(*resnet_block(64, 128, 2))
-        b4 = nn.Sequential(*resnet_block(128, 256, 2))
-        b5 = nn.Sequential(*resnet_block(256, 512, 2))
-        super().__init__(b1, b2, b3, b4, b5,
-                         nn.AdaptiveAvgPool2d((1, 1)),
-                         nn.Flatten(), nn.Linear(512, num_classes))
+    def __init__(self, in_channels: int, min_size: int) -> None:
         self.in_channels = in_channels
-        self.num_classes = num_classes
+        self.min_size = min_size
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        check_image_batch(X, self.in_channels)
-        return super().forward(X)
+    def __call__(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        check_image_batch(inputs[0], self.in_channels, self.min_size)
 
 
-def check_image_batch(X: torch.Tensor, in_channels: int, min_size: int = ResNet18.MIN_SIZE
-                      ) -> None:
+def check_image_batch(X: torch.Tensor, in_channels: int, min_size: int = 17) -> None:
     """Raise ``ValueError`` unless ``X`` is ``(N, in_channels, H, W)`` with H, W >= min_size."""
     expected = f"(N, {in_channels}, H, W)"
     if not isinstance(X, torch.Tensor) or X.dim() != 4:
@@ -185,13 +165,35 @@ def check_image_batch(X: torch.Tensor, in_channels: int, min_size: int = ResNet1
         )
 
 
-def resnet18(num_classes: int = 10, in_channels: int = 1) -> ResNet18:
+# Five stride-2 steps (b1's conv and max-pool, the first blocks of b3, b4, b5) divide the
+# size by 32. The last one, in b5, must still receive at least 2x2 pixels: ceil(H/16) >= 2.
+MIN_SIZE = 17
+
+
+def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     """ResNet-18 exactly as the source notebook builds it (1 input channel by default).
 
-    It takes images of at least ``ResNet18.MIN_SIZE`` (17) pixels on a side: 224x224 as
-    in the source, 96x96 as in the book, 28x28 as Fashion-MNIST comes.
+    ``nn.Sequential(b1, b2, b3, b4, b5, AdaptiveAvgPool2d, Flatten, Linear)``, so that
+    ``for layer in net`` yields the same 8 layers as the source. It takes images of at
+    least ``MIN_SIZE`` (17) pixels a side: 224x224 as in the source, 96x96 as in the
+    book, 28x28 as Fashion-MNIST comes; an :class:`InputCheck` pre-hook rejects others.
     """
-    return ResNet18(num_classes=num_classes, in_channels=in_channels)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
+                       nn.BatchNorm2d(64), nn.ReLU(),
+                       nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b2 = nn.Sequential(*resnet_block(64, 64, 2, first_block=True))
+    b3 = nn.Sequential(*resnet_block(64, 128, 2))
+    b4 = nn.Sequential(*resnet_block(128, 256, 2))
+    b5 = nn.Sequential(*resnet_block(256, 512, 2))
+    net = nn.Sequential(b1, b2, b3, b4, b5,
+                        nn.AdaptiveAvgPool2d((1, 1)),
+                        nn.Flatten(), nn.Linear(512, num_classes))
+    net.register_forward_pre_hook(InputCheck(in_channels, MIN_SIZE))
+    return net
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -240,8 +242,9 @@ def summarize(net: nn.Sequential, input_shape: tuple[int, ...] = (1, 1, 224, 224
         raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape!r}")
     first = next(net.parameters())
     X = torch.zeros(input_shape, dtype=first.dtype, device=first.device)
-    if isinstance(net, ResNet18):
-        check_image_batch(X, net.in_channels)
+    for hook in net._forward_pre_hooks.values():  # e.g. resnet18's InputCheck
+        if isinstance(hook, InputCheck):
+            hook(net, (X,))
     flops: list[int] = []
 
     def hook(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:

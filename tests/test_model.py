@@ -1,0 +1,199 @@
+"""The residual block, ResNet-18 and the summary, checked against independent references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from d2l_resnet import Residual, count_parameters, format_summary, resnet18, resnet_block, summarize
+from d2l_resnet.model import MIN_SIZE
+
+# The output shapes the source notebook prints for a (1, 1, 224, 224) input.
+SOURCE_224 = [
+    ("Sequential", (1, 64, 56, 56)),
+    ("Sequential", (1, 64, 56, 56)),
+    ("Sequential", (1, 128, 28, 28)),
+    ("Sequential", (1, 256, 14, 14)),
+    ("Sequential", (1, 512, 7, 7)),
+    ("AdaptiveAvgPool2d", (1, 512, 1, 1)),
+    ("Flatten", (1, 512)),
+    ("Linear", (1, 10)),
+]
+AT_28 = [
+    ("Sequential", (1, 64, 7, 7)),
+    ("Sequential", (1, 64, 7, 7)),
+    ("Sequential", (1, 128, 4, 4)),
+    ("Sequential", (1, 256, 2, 2)),
+    ("Sequential", (1, 512, 1, 1)),
+    ("AdaptiveAvgPool2d", (1, 512, 1, 1)),
+    ("Flatten", (1, 512)),
+    ("Linear", (1, 10)),
+]
+
+
+def _reference_block(cin: int, cout: int, use_1x1conv: bool, strides: int) -> dict[str, nn.Module]:
+    return {
+        "conv1": nn.Conv2d(cin, cout, 3, padding=1, stride=strides),
+        "conv2": nn.Conv2d(cout, cout, 3, padding=1),
+        "conv3": nn.Conv2d(cin, cout, 1, stride=strides) if use_1x1conv else None,
+        "bn1": nn.BatchNorm2d(cout),
+        "bn2": nn.BatchNorm2d(cout),
+    }
+
+
+def _reference_resnet18() -> nn.Module:
+    """The source notebook's network, written out again here, independently of the package."""
+    def stage(cin: int, cout: int, first: bool) -> list[nn.Module]:
+        layers = []
+        for i in range(2):
+            downsample = i == 0 and not first
+            parts = _reference_block(cin if i == 0 else cout, cout, downsample,
+                                     2 if downsample else 1)
+            layers.append(nn.ModuleDict({k: v for k, v in parts.items() if v is not None}))
+        return layers
+
+    return nn.Sequential(
+        nn.Conv2d(1, 64, 7, stride=2, padding=3), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        *stage(64, 64, True), *stage(64, 128, False), *stage(128, 256, False),
+        *stage(256, 512, False), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(512, 10))
+
+
+def test_identity_shortcut_keeps_shape() -> None:
+    blk = Residual(3, 3)
+    assert blk(torch.rand(4, 3, 6, 6)).shape == (4, 3, 6, 6)
+
+
+def test_1x1_shortcut_halves_and_widens() -> None:
+    blk = Residual(3, 6, use_1x1conv=True, strides=2)
+    assert blk(torch.rand(4, 3, 6, 6)).shape == (4, 6, 3, 3)
+
+
+def test_residual_forward_matches_the_formula() -> None:
+    torch.manual_seed(0)
+    blk = Residual(3, 6, use_1x1conv=True, strides=2).eval()
+    X = torch.randn(2, 3, 8, 8)
+    Y = F.relu(blk.bn1(blk.conv1(X)))
+    expected = F.relu(blk.bn2(blk.conv2(Y)) + blk.conv3(X))
+    torch.testing.assert_close(blk(X), expected)
+
+
+def test_zero_bn2_makes_the_block_relu_of_identity() -> None:
+    blk = Residual(4, 4).eval()
+    nn.init.zeros_(blk.bn2.weight)
+    nn.init.zeros_(blk.bn2.bias)
+    X = torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(blk(X), F.relu(X))
+
+
+def test_mismatched_shortcut_explains_the_1x1_conv() -> None:
+    with pytest.raises(ValueError, match="use_1x1conv=True") as info:
+        Residual(3, 6)(torch.rand(4, 3, 6, 6))
+    assert "3 -> 6" in str(info.value)
+
+
+def test_residual_rejects_wrong_channels_and_rank() -> None:
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        Residual(3, 3)(torch.rand(4, 5, 6, 6))
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        Residual(3, 3)(torch.rand(3, 6, 6))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_residual_rejects_bad_sizes(bad: float) -> None:
+    with pytest.raises(ValueError, match="positive integer"):
+        Residual(3, bad)  # type: ignore[arg-type]
+
+
+def test_resnet_block_pattern() -> None:
+    first = resnet_block(64, 64, 2, first_block=True)
+    assert [b.conv3 is None for b in first] == [True, True]
+    later = resnet_block(64, 128, 3)
+    assert later[0].conv3 is not None and later[0].strides == 2
+    assert [b.conv3 is None for b in later[1:]] == [True, True]
+    with pytest.raises(ValueError, match="num_residuals"):
+        resnet_block(64, 64, 0)
+    with pytest.raises(ValueError, match="first_block"):
+        resnet_block(64, 128, 2, first_block=True)
+
+
+@pytest.mark.parametrize(("size", "expected"), [(224, SOURCE_224), (28, AT_28)])
+def test_layer_by_layer_shapes(size: int, expected: list) -> None:
+    # eval mode: at 28x28 b5's BatchNorm sees one value per channel for a batch of one.
+    net = resnet18().eval()
+    X = torch.rand(1, 1, size, size)
+    rows = []
+    for layer in net:  # the source notebook's loop
+        X = layer(X)
+        rows.append((layer.__class__.__name__, tuple(X.shape)))
+    assert rows == expected
+
+
+def test_parameter_count_matches_an_independent_reference() -> None:
+    assert count_parameters(resnet18()) == count_parameters(_reference_resnet18())
+    assert count_parameters(resnet18(num_classes=100, in_channels=3)) == (
+        count_parameters(_reference_resnet18()) + 2 * 64 * 7 * 7 + 90 * 512 + 90)
+
+
+def test_resnet18_is_the_sources_sequential() -> None:
+    net = resnet18()
+    assert type(net) is nn.Sequential and len(net) == 8
+    assert [type(m).__name__ for m in net[5:]] == ["AdaptiveAvgPool2d", "Flatten", "Linear"]
+
+
+def test_resnet18_input_errors() -> None:
+    net = resnet18()
+    with pytest.raises(ValueError, match=r"expected 1 input channel.*\(N, 1, H, W\)"):
+        net(torch.rand(2, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"4-D batch.*\(N, 1, H, W\)"):
+        net(torch.rand(1, 28, 28))
+    with pytest.raises(ValueError, match=r"too small.*at least 17"):
+        net(torch.rand(2, 1, 16, 16))
+    net.eval()
+    assert net(torch.rand(2, 1, MIN_SIZE, MIN_SIZE)).shape == (2, 10)
+
+
+def _reference_flops(net: nn.Module, X: torch.Tensor) -> int:
+    """Conv and linear FLOPs computed from the layer definitions, without hooks."""
+    total = 0
+    outputs = {}
+
+    def record(module: nn.Module, _inp: object, out: torch.Tensor) -> None:
+        outputs[module] = out.shape
+
+    hs = [m.register_forward_hook(record) for m in net.modules()
+          if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net.eval()(X)
+    for h in hs:
+        h.remove()
+    for m, shape in outputs.items():
+        n_out = torch.Size(shape).numel()
+        k = m.weight[0].numel()  # conv: in_channels * kh * kw; linear: in_features
+        total += 2 * k * n_out + n_out
+    return total
+
+
+@pytest.mark.parametrize("size", [28, 96, 224])
+def test_summary_rows_and_totals(size: int) -> None:
+    net = resnet18()
+    rows = summarize(net, (1, 1, size, size))
+    assert len(rows) == 8
+    assert sum(r.params for r in rows) == count_parameters(net)
+    assert sum(r.flops for r in rows) == _reference_flops(net, torch.zeros(1, 1, size, size))
+    table = format_summary(rows)
+    assert table.splitlines()[-1].startswith("total")
+    assert f"{count_parameters(net):,}" in table
+
+
+def test_summary_restores_training_mode_and_checks_input() -> None:
+    net = resnet18()
+    net.train()
+    summarize(net, (2, 1, 28, 28))
+    assert net.training
+    with pytest.raises(ValueError, match="too small"):
+        summarize(net, (1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        summarize(net, (1, 28, 28))
