@@ -42,13 +42,16 @@ __all__ = [
     "FASHION_MNIST_STD",
     "DataSource",
     "DatasetSpec",
+    "InMemoryLoader",
     "get_dataloader_workers",
     "get_fashion_mnist_labels",
     "load_data_fashion_mnist",
+    "load_data_fashion_mnist_fast",
     "load_fashion_mnist_tensors",
     "prepare_fashion_mnist",
     "project_data_dir",
     "read_idx",
+    "stratified_subset",
 ]
 
 DATA_ENV = "D2L_RESNET_DATA"
@@ -423,3 +426,336 @@ def load_data_fashion_mnist(batch_size: int, resize: int | None = None,
     workers = get_dataloader_workers()
     return (data.DataLoader(mnist_train, batch_size, shuffle=True, num_workers=workers),
             data.DataLoader(mnist_test, batch_size, shuffle=False, num_workers=workers))
+
+
+# ------------------------------------------------------------------ in-memory loader
+
+def _check_positive_int(name: str, value: object, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        expected = "a positive integer or None" if allow_none else "a positive integer"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def _mixed_seed(*keys: int) -> int:
+    """A well-mixed 63-bit seed from integer keys (seed, epoch, purpose...)."""
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+# Keys for _mixed_seed, so that shuffling and subsets draw from unrelated streams.
+_SHUFFLE_KEY, _SUBSET_KEY = 1, 2
+
+
+class InMemoryLoader:
+    """Batches of a whole image data set held as one uint8 tensor, made a batch at a time.
+
+    The source notebook's DataLoader decodes every image through PIL, resizes it and
+    converts it with ``ToTensor`` one example at a time, in worker processes. This loader
+    keeps the data set as a single uint8 tensor of shape (N, H, W) on ``device`` (the GPU
+    when training there) and turns a whole batch at once into what the network reads:
+    one gather, then (optionally) random flips and shifts, a batched antialiased
+    ``F.interpolate`` to ``resize``, and the conversion to float, scaled to [0, 1] and
+    normalized with :data:`FASHION_MNIST_MEAN` and :data:`FASHION_MNIST_STD`.
+
+    It iterates like a DataLoader, yielding ``(X, y)`` with X float32 of shape
+    (B, 1, S, S), S = ``resize`` or the images' own size, and y int64 of shape (B,).
+    Every example appears exactly once per epoch (the last batch may be smaller unless
+    ``drop_last``). With ``shuffle``, each epoch has its own permutation, drawn from a
+    generator seeded with ``(seed, epoch)``: the same seed gives the same epochs, in any
+    process, on any device. ``state_dict`` / ``load_state_dict`` carry that position, so a
+    resumed training run sees the same batches it would have seen without the break.
+
+    Args:
+        images: uint8 images of shape (N, H, W).
+        labels: int64 labels of shape (N,).
+        batch_size: Examples per batch.
+        shuffle: Draw a new permutation of the examples each epoch.
+        resize: Side length to resize the images to (the book uses 96), or None.
+        normalize: Subtract the mean and divide by the standard deviation after scaling
+            to [0, 1]; if False, X holds the pixels scaled to [0, 1].
+        augment: Random horizontal flips and shifts of up to ``max_shift`` pixels (the
+            freed border is background, 0), drawn per example; labels are unchanged.
+        drop_last: Drop the last batch if it is smaller than ``batch_size``.
+        device: Where the data lives and the batches are made (default: the images'
+            device).
+        seed: Seeds shuffling and augmentation.
+        max_shift: Largest shift of ``augment``, in pixels of the original images.
+        mean: Mean subtracted by ``normalize`` (on the [0, 1] scale).
+        std: Standard deviation divided by ``normalize``.
+
+    Raises:
+        ValueError: If an argument has the wrong type, shape or range; the message says
+            what was expected.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
+                 shuffle: bool = False, resize: int | None = None, normalize: bool = True,
+                 augment: bool = False, drop_last: bool = False,
+                 device: torch.device | str | None = None, seed: int = 0,
+                 max_shift: int = 2, mean: float = FASHION_MNIST_MEAN,
+                 std: float = FASHION_MNIST_STD) -> None:
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 \
+                or images.dim() != 3:
+            got = (f"a {images.dtype} tensor of shape {tuple(images.shape)}"
+                   if isinstance(images, torch.Tensor) else type(images).__name__)
+            raise ValueError(f"images must be a uint8 tensor of shape (N, H, W), got {got}")
+        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 \
+                or labels.dim() != 1:
+            got = (f"a {labels.dtype} tensor of shape {tuple(labels.shape)}"
+                   if isinstance(labels, torch.Tensor) else type(labels).__name__)
+            raise ValueError(f"labels must be an int64 tensor of shape (N,), got {got} "
+                             f"(convert with labels.long())")
+        if len(labels) != len(images):
+            raise ValueError(f"images and labels must hold the same number of examples, "
+                             f"got {len(images)} images and {len(labels)} labels")
+        if len(images) == 0:
+            raise ValueError("images must hold at least one example, got none")
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("resize", resize, allow_none=True)
+        if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+            raise ValueError(f"max_shift must be a non-negative integer, got {max_shift!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not std > 0:
+            raise ValueError(f"std must be positive, got {std!r}")
+        if drop_last and batch_size > len(images):
+            raise ValueError(f"drop_last=True with batch_size {batch_size} > {len(images)} "
+                             f"examples would yield no batch; use a smaller batch_size")
+        try:
+            self.device = images.device if device is None else torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device must be a torch.device or a name like 'cpu' or "
+                             f"'cuda', got {device!r}") from err
+
+        self.images = images.to(self.device).contiguous()   # (N, H, W) uint8
+        self.labels = labels.to(self.device)                 # (N,) int64
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.resize = resize
+        self.normalize = bool(normalize)
+        self.augment = bool(augment)
+        self.drop_last = bool(drop_last)
+        self.seed = seed
+        self.max_shift = max_shift
+        # x / 255 then (x - mean) / std, as one multiply and one subtract.
+        if self.normalize:
+            self._scale, self._shift = 1.0 / (255.0 * std), mean / std
+        else:
+            self._scale, self._shift = 1.0 / 255.0, 0.0
+        self._next_epoch = 0      # the epoch the next iter() runs
+        self._next_batch = 0      # the batch it starts from (nonzero after a mid-epoch resume)
+        self._position: tuple[int, int] | None = None   # (epoch, batches yielded) while iterating
+
+    # -- sizes
+
+    @property
+    def num_examples(self) -> int:
+        """The number of examples in the data set (N)."""
+        return len(self.images)
+
+    def __len__(self) -> int:
+        """The number of batches per epoch."""
+        n, b = self.num_examples, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __repr__(self) -> str:
+        size = self.resize or f"{self.images.shape[1]}x{self.images.shape[2]}"
+        return (f"InMemoryLoader({self.num_examples} examples, batch_size={self.batch_size}, "
+                f"{len(self)} batches, size={size}, shuffle={self.shuffle}, "
+                f"augment={self.augment}, device={self.device})")
+
+    # -- the order of an epoch
+
+    def _epoch_generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(_mixed_seed(self.seed, _SHUFFLE_KEY, epoch))
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The order (on the CPU, int64 (N,)) in which epoch ``epoch`` visits the examples."""
+        if not self.shuffle:
+            return torch.arange(self.num_examples)
+        return torch.randperm(self.num_examples, generator=self._epoch_generator(epoch))
+
+    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None,
+                                               torch.Tensor | None]:
+        """The order and, with ``augment``, each position's flip (N,) and shift (N, 2)."""
+        n = self.num_examples
+        gen = self._epoch_generator(epoch)
+        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        if not self.augment:
+            return order.to(self.device), None, None
+        flip = torch.rand(n, generator=gen) < 0.5                               # (N,)
+        shift = torch.randint(0, 2 * self.max_shift + 1, (n, 2), generator=gen)  # (N, 2)
+        return order.to(self.device), flip.to(self.device), shift.to(self.device)
+
+    # -- making a batch
+
+    def _augment(self, x: torch.Tensor, flip: torch.Tensor, shift: torch.Tensor
+                 ) -> torch.Tensor:
+        """Flip and shift each uint8 image of x (B, H, W) by its own amount, in one gather."""
+        p = self.max_shift
+        b, h, w = x.shape
+        padded = torch.nn.functional.pad(x, (p, p, p, p))                    # (B, H+2p, W+2p)
+        rows = shift[:, :1] + torch.arange(h, device=x.device)               # (B, H)
+        cols = torch.arange(w, device=x.device).expand(b, w)                 # (B, W)
+        cols = torch.where(flip[:, None], (w - 1) - cols, cols) + shift[:, 1:]
+        batch = torch.arange(b, device=x.device)[:, None, None]
+        return padded[batch, rows[:, :, None], cols[:, None, :]]              # (B, H, W)
+
+    def _make_batch(self, idx: torch.Tensor, flip: torch.Tensor | None,
+                    shift: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images.index_select(0, idx)                                 # (B, H, W) uint8
+        if flip is not None and shift is not None:
+            x = self._augment(x, flip, shift)
+        x = x.unsqueeze(1)                                                   # (B, 1, H, W)
+        if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
+            x = self._resize(x)                                              # (B, 1, S, S)
+        # uint8 -> float32 in [0, 1], normalized: x * scale - shift.
+        x = x.mul(self._scale) if x.dtype == torch.uint8 else x.mul_(self._scale)
+        if self._shift:
+            x = x.sub_(self._shift)
+        return x, self.labels.index_select(0, idx)
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """Bilinear, antialiased resize of a uint8 batch (B, 1, H, W) to (B, 1, S, S).
+
+        On the CPU PyTorch resizes uint8 images directly (a vectorized kernel, several
+        times faster than on float, and rounding to uint8 like PIL in the source
+        pipeline); elsewhere the batch is resized as float, values in [0, 255].
+        """
+        size = (self.resize, self.resize)
+        if x.device.type == "cpu":
+            return torch.nn.functional.interpolate(x, size=size, mode="bilinear",
+                                                   align_corners=False, antialias=True)
+        return torch.nn.functional.interpolate(x.float(), size=size, mode="bilinear",
+                                               align_corners=False, antialias=True)
+
+    # -- iteration and resumption
+
+    def __iter__(self):
+        epoch, start = self._next_epoch, self._next_batch
+        self._next_epoch, self._next_batch = epoch + 1, 0
+        return self._iterate(epoch, start)
+
+    def _iterate(self, epoch: int, start: int):
+        order, flip, shift = self._epoch_plan(epoch)
+        b = self.batch_size
+        self._position = (epoch, start)
+        for k in range(start, len(self)):
+            sl = slice(k * b, (k + 1) * b)
+            batch = self._make_batch(order[sl],
+                                     None if flip is None else flip[sl],
+                                     None if shift is None else shift[sl])
+            self._position = (epoch, k + 1)
+            yield batch
+        self._position = None
+
+    def state_dict(self) -> dict:
+        """Where the loader stands: the seed, the epoch and the batches of it already seen.
+
+        Taken between epochs, it names the next epoch; taken during one (after some of its
+        batches), it names that epoch and how many batches were yielded, so that after
+        :meth:`load_state_dict` the next ``iter()`` yields the rest of that epoch.
+        """
+        if self._position is not None and self._position[1] < len(self):
+            epoch, batch = self._position
+        else:
+            epoch, batch = self._next_epoch, 0
+        return {"seed": self.seed, "epoch": epoch, "batch": batch,
+                "num_examples": self.num_examples, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict`: the next ``iter()`` picks up where it stood.
+
+        Raises:
+            ValueError: If the state is malformed or was taken from a loader over another
+                number of examples or batch size (its batches would differ).
+        """
+        try:
+            seed, epoch, batch = int(state["seed"]), int(state["epoch"]), int(state["batch"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"state must be a dict from InMemoryLoader.state_dict() with "
+                             f"integer 'seed', 'epoch' and 'batch', got {state!r}") from err
+        for key, mine in (("num_examples", self.num_examples),
+                          ("batch_size", self.batch_size)):
+            if key in state and int(state[key]) != mine:
+                raise ValueError(f"state was taken from a loader with {key}={state[key]}, "
+                                 f"but this one has {key}={mine}; its batches would differ")
+        if seed < 0 or epoch < 0 or not 0 <= batch <= len(self):
+            raise ValueError(f"state holds seed {seed}, epoch {epoch}, batch {batch}; expected "
+                             f"non-negative values and batch <= {len(self)}")
+        self.seed = seed
+        self._next_epoch, self._next_batch = epoch, batch
+        self._position = None
+
+
+def stratified_subset(labels: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """Indices (int64, ascending) of a seeded subset holding each class in proportion.
+
+    Within each class the examples are taken in a random order drawn from ``seed``; the
+    classes are interleaved so that every prefix is stratified (for Fashion-MNIST's equal
+    classes, the class counts of the subset differ by at most one).
+
+    Raises:
+        ValueError: If ``size`` is not an integer in 1..len(labels).
+    """
+    n = len(labels)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= n:
+        raise ValueError(f"the subset size must be an integer from 1 to {n}, got {size!r}")
+    labels = labels.cpu().long()
+    gen = torch.Generator().manual_seed(_mixed_seed(seed, _SUBSET_KEY, n))
+    perm = torch.randperm(n, generator=gen)
+    by_class = perm[torch.argsort(labels[perm], stable=True)]    # random order within class
+    cls = labels[by_class]
+    counts = torch.bincount(cls)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(n) - starts[cls]                         # rank within the class
+    key = (rank.double() + 0.5) / counts[cls].double()           # how far into its class
+    chosen = by_class[torch.argsort(key, stable=True)[:size]]
+    return torch.sort(chosen).values
+
+
+def load_data_fashion_mnist_fast(batch_size: int, resize: int | None = None,
+                                 root: str | os.PathLike[str] | None = None, *,
+                                 device: torch.device | str | None = None,
+                                 augment: bool = False, normalize: bool = True,
+                                 seed: int = 0, train_subset: int | None = None,
+                                 test_subset: int | None = None,
+                                 ) -> tuple[InMemoryLoader, InMemoryLoader]:
+    """Fashion-MNIST as two :class:`InMemoryLoader` (the fast path; same data, same shapes).
+
+    Args:
+        batch_size: Examples per batch.
+        resize: Side length to resize the 28x28 images to (the book uses 96), or None.
+        root: A folder holding the data (see :func:`prepare_fashion_mnist`).
+        device: Where the data lives and batches are made (default: the CPU).
+        augment: Random flips and small shifts of the training images.
+        normalize: Normalize with :data:`FASHION_MNIST_MEAN` / :data:`FASHION_MNIST_STD`
+            (False: pixels in [0, 1], as the source pipeline's ``ToTensor``).
+        seed: Seeds the shuffling, the augmentation and the subsets.
+        train_subset: Use only this many training examples (a fixed stratified subset
+            drawn from ``seed``), or None for all 60,000.
+        test_subset: The same for the 10,000 test examples.
+
+    Returns:
+        ``(train_iter, test_iter)``: the training set shuffled (and augmented if asked),
+        the test set in order; neither drops examples.
+    """
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("resize", resize, allow_none=True)
+    _check_positive_int("train_subset", train_subset, allow_none=True)
+    _check_positive_int("test_subset", test_subset, allow_none=True)
+    loaders = []
+    for train, subset in ((True, train_subset), (False, test_subset)):
+        images, labels = load_fashion_mnist_tensors(train, root)
+        if subset is not None and subset < len(labels):
+            idx = stratified_subset(labels, subset, seed)
+            images, labels = images[idx], labels[idx]
+        elif subset is not None and subset > len(labels):
+            split = "train" if train else "test"
+            raise ValueError(f"{split}_subset must be at most {len(labels)}, got {subset}")
+        loaders.append(InMemoryLoader(images, labels, batch_size, shuffle=train,
+                                      resize=resize, normalize=normalize,
+                                      augment=augment and train, device=device, seed=seed))
+    return loaders[0], loaders[1]
