@@ -196,6 +196,14 @@ def test_bad_loader_arguments() -> None:
         data.load_data_fashion_mnist(8, resize=-3)
 
 
+def test_data_command_reports_a_missing_folder(tmp_path, capsys) -> None:
+    from d2l_resnet.cli import main
+
+    assert main(["data", "--root", str(tmp_path), "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert "does not hold Fashion-MNIST" in err and "apt-get install" in err
+
+
 # The real data set, as `make test` prepares it (scripts/get-data.sh).
 def test_real_fashion_mnist() -> None:
     try:
