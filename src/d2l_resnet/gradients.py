@@ -1,0 +1,396 @@
+"""Why residual networks train at depth: deep plain and residual stacks, measured.
+
+A *stack* here is a small fully connected network, cheap enough on a CPU to be built a
+thousand layers deep: a linear stem, ``depth`` layers of equal width, and a linear head.
+Each layer is ``[BatchNorm] -> ReLU -> Linear`` (the pre-activation order of He et al.
+2016, "Identity Mappings in Deep Residual Networks"). In a *plain* stack a layer maps
+``x -> F(x)``; in its *residual* twin the very same layer adds an identity shortcut,
+``x -> x + F(x)``, so the two differ by nothing but the ``+ x``, and the residual one
+unrolls exactly to the paper's eq. 4, ``x_L = x_l + sum_{i=l}^{L-1} F(x_i)``.
+
+The module holds what notebook 05 measures: per-layer gradient norms at initialization
+(:func:`layer_grad_norms`), the Jacobian products behind the chain-rule argument
+(:func:`block_jacobians`, :func:`chain_jacobian`) and a small seeded training run for
+the degradation experiment of He et al. 2015, Fig. 1 (:func:`train_stack`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "DeepStack",
+    "StackBlock",
+    "TrainHistory",
+    "block_jacobians",
+    "chain_jacobian",
+    "fashion_mnist_features",
+    "format_ratio",
+    "layer_grad_norms",
+    "make_stack",
+    "smooth",
+    "train_stack",
+    "zero_residual_branches",
+]
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class StackBlock(nn.Module):
+    """One layer of a deep stack: ``[BN] -> ReLU -> Linear``, with or without a shortcut.
+
+    Plain: ``x_{l+1} = F(x_l)``. Residual: ``x_{l+1} = x_l + F(x_l)``, where
+    ``F(x) = W ReLU(BN(x)) + b`` (BN only with ``batch_norm=True``). Nothing follows the
+    addition, so the shortcut is an exact identity, as in He et al. 2016.
+
+    Args:
+        width: Features in and out.
+        residual: Add the identity shortcut.
+        batch_norm: Put a ``BatchNorm1d`` first in the branch.
+    """
+
+    def __init__(self, width: int, residual: bool, batch_norm: bool = False) -> None:
+        super().__init__()
+        _check_positive_int("width", width)
+        self.width = width
+        self.residual = residual
+        self.bn = nn.BatchNorm1d(width) if batch_norm else None
+        self.linear = nn.Linear(width, width)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """``F(x)``: the layer without its shortcut."""
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.linear(F.relu(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)              # (N, width)
+        return x + out if self.residual else out
+
+
+class DeepStack(nn.Module):
+    """``stem -> depth x StackBlock -> head``: a plain or residual fully connected stack.
+
+    The stem is ``Linear(in_features, width)``; the head is ``[BN] -> ReLU ->
+    Linear(width, num_classes)``. Inputs of any shape ``(N, ...)`` are flattened first, so
+    a batch of images ``(N, 1, H, W)`` works with ``in_features = H * W``.
+
+    Args:
+        depth: Number of hidden layers (``StackBlock``), the ``L`` of the notebook.
+        width: Features of every hidden layer.
+        residual: Give every hidden layer an identity shortcut.
+        batch_norm: Use BatchNorm in every hidden layer and in the head.
+        in_features: Features of a flattened input.
+        num_classes: Outputs of the head.
+    """
+
+    def __init__(self, depth: int, width: int = 64, residual: bool = False,
+                 batch_norm: bool = False, in_features: int = 64,
+                 num_classes: int = 10) -> None:
+        super().__init__()
+        for name, value in (("depth", depth), ("width", width),
+                            ("in_features", in_features), ("num_classes", num_classes)):
+            _check_positive_int(name, value)
+        self.depth = depth
+        self.width = width
+        self.residual = residual
+        self.batch_norm = batch_norm
+        self.in_features = in_features
+        self.stem = nn.Linear(in_features, width)
+        self.layers = nn.ModuleList(StackBlock(width, residual, batch_norm)
+                                    for _ in range(depth))
+        self.head_bn = nn.BatchNorm1d(width) if batch_norm else None
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        X = X.flatten(1)                  # (N, in_features)
+        if X.shape[1] != self.in_features:
+            raise ValueError(
+                f"expected inputs with {self.in_features} features once flattened, got "
+                f"shape {tuple(X.shape)}; build the stack with in_features={X.shape[1]}"
+            )
+        x = self.stem(X)                  # (N, width)
+        for layer in self.layers:
+            x = layer(x)                  # (N, width)
+        if self.head_bn is not None:
+            x = self.head_bn(x)
+        return self.head(F.relu(x))       # (N, num_classes)
+
+
+def make_stack(depth: int, width: int = 64, residual: bool = False,
+               batch_norm: bool = False, in_features: int = 64, num_classes: int = 10,
+               seed: int | None = 0, dtype: torch.dtype = torch.float32) -> DeepStack:
+    """A :class:`DeepStack` with PyTorch's default initialization, seeded.
+
+    Args:
+        depth: Number of hidden layers.
+        width: Features of every hidden layer.
+        residual: Identity shortcuts around every hidden layer.
+        batch_norm: BatchNorm in every hidden layer and in the head.
+        in_features: Features of a flattened input.
+        num_classes: Outputs.
+        seed: Seed for the initial weights (None: use the global generator as it is).
+            With the same seed a plain stack and its residual twin get the same weights.
+        dtype: ``torch.float64`` to measure gradients far below float32's range.
+
+    Returns:
+        The stack, in training mode.
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    net = DeepStack(depth, width, residual, batch_norm, in_features, num_classes)
+    return net.to(dtype)
+
+
+def zero_residual_branches(net: DeepStack) -> DeepStack:
+    """Set the weight and bias of every hidden layer's ``Linear`` to zero, in place.
+
+    Every branch then outputs ``F(x) = 0``, so each residual layer is the identity and
+    the whole stack of hidden layers passes its input, and its gradient, unchanged.
+
+    Raises:
+        ValueError: For a plain stack, where a zero layer would cut the network instead.
+    """
+    if not isinstance(net, DeepStack):
+        raise ValueError(f"expected a DeepStack, got {type(net).__name__}")
+    if not net.residual:
+        raise ValueError("only a residual stack has branches to zero; this one is plain "
+                         "(build it with residual=True)")
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.linear.weight.zero_()
+            layer.linear.bias.zero_()
+    return net
+
+
+def layer_grad_norms(net: DeepStack, X: torch.Tensor, y: torch.Tensor,
+                     wrt: str = "input") -> list[float]:
+    """One gradient norm per hidden layer, from one forward and backward pass.
+
+    The loss is the mean cross-entropy of ``net(X)`` against ``y``. The network is left in
+    the mode it is in (training mode: BatchNorm uses the batch's statistics) and its
+    ``.grad`` fields are cleared before and after.
+
+    Args:
+        net: The stack to measure.
+        X: Inputs, ``(N, in_features)`` or anything that flattens to it.
+        y: Class labels, ``(N,)``.
+        wrt: ``"input"``: the norm of ``dE/dx_l``, the gradient with respect to the
+            input of hidden layer ``l`` (the quantity of He et al. 2016, eq. 5), for the
+            whole batch. ``"weight"``: the norm of ``dE/dW_l`` for that layer's
+            ``Linear`` weight, what SGD uses to update it.
+
+    Returns:
+        ``depth`` floats, the first for the layer nearest the input.
+    """
+    if not isinstance(net, DeepStack):
+        raise ValueError(f"expected a DeepStack, got {type(net).__name__}")
+    if wrt not in ("input", "weight"):
+        raise ValueError(f"wrt must be 'input' or 'weight', got {wrt!r}")
+    if y.dim() != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be (N,) labels for X of shape {tuple(X.shape)}, got "
+                         f"shape {tuple(y.shape)}")
+    inputs: list[torch.Tensor] = []
+
+    def keep_input(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        args[0].retain_grad()
+        inputs.append(args[0])
+
+    handles = ([layer.register_forward_pre_hook(keep_input) for layer in net.layers]
+               if wrt == "input" else [])
+    net.zero_grad(set_to_none=True)
+    try:
+        loss = F.cross_entropy(net(X), y)
+        loss.backward()
+        if wrt == "input":
+            norms = [x.grad.norm().item() for x in inputs]
+        else:
+            norms = [layer.linear.weight.grad.norm().item() for layer in net.layers]
+    finally:
+        for h in handles:
+            h.remove()
+        net.zero_grad(set_to_none=True)
+    return norms
+
+
+def block_jacobians(blocks: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+                    x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Run ``x`` (a vector) through ``blocks`` and take each block's Jacobian on the way.
+
+    Args:
+        blocks: Functions mapping a vector ``(d,)`` to a vector ``(d,)``.
+        x: The input vector ``(d,)``.
+
+    Returns:
+        The Jacobians ``d block_i / d x_i`` at the points ``x_i`` the forward pass
+        reaches, each ``(d, d)``, and the output ``x_L``.
+    """
+    if x.dim() != 1:
+        raise ValueError(f"x must be a vector (d,), got shape {tuple(x.shape)}")
+    if len(blocks) == 0:
+        raise ValueError("blocks must hold at least one function")
+    jacobians = []
+    for block in blocks:
+        jacobians.append(torch.autograd.functional.jacobian(block, x))   # (d, d)
+        x = block(x).detach()
+    return jacobians, x
+
+
+def chain_jacobian(jacobians: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The chain rule: ``d x_L / d x_0 = J_{L-1} ... J_1 J_0`` for blocks applied in order.
+
+    Args:
+        jacobians: ``J_0, J_1, ...``, the first for the block applied first.
+
+    Returns:
+        Their product, the last block's Jacobian leftmost.
+    """
+    if len(jacobians) == 0:
+        raise ValueError("jacobians must hold at least one matrix")
+    total = jacobians[0]
+    for J in jacobians[1:]:
+        total = J @ total
+    return total
+
+
+def fashion_mnist_features(num_examples: int, seed: int = 0, pool: int = 2,
+                           train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random subset of Fashion-MNIST as normalized, flattened feature vectors.
+
+    The images are standardized with the training set's mean and standard deviation and
+    average-pooled ``pool x pool`` (28x28 -> 14x14 for ``pool=2``), which keeps a deep
+    fully connected stack cheap on a CPU.
+
+    Args:
+        num_examples: Size of the subset.
+        seed: Seed of the random choice of examples.
+        pool: Side of the average-pooling window: 1 (keep 28x28), 2, 4, 7 or 14.
+        train: Take the subset from the training split (else the test split).
+
+    Returns:
+        ``(X, y)``: float32 features ``(num_examples, (28 // pool) ** 2)`` and int64
+        labels ``(num_examples,)``.
+    """
+    from d2l_resnet.data import (
+        FASHION_MNIST_MEAN,
+        FASHION_MNIST_STD,
+        load_fashion_mnist_tensors,
+    )
+
+    _check_positive_int("num_examples", num_examples)
+    if pool not in (1, 2, 4, 7, 14):
+        raise ValueError(f"pool must divide 28: one of 1, 2, 4, 7, 14; got {pool!r}")
+    images, labels = load_fashion_mnist_tensors(train=train)        # (N, 28, 28) uint8
+    if num_examples > len(labels):
+        raise ValueError(f"num_examples must be at most {len(labels)}, got {num_examples}")
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(labels), generator=gen)[:num_examples]
+    X = (images[idx].float() / 255 - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+    X = F.avg_pool2d(X.unsqueeze(1), pool)                          # (n, 1, 28/pool, 28/pool)
+    return X.flatten(1), labels[idx]                                # (n, (28/pool)^2), (n,)
+
+
+@dataclass
+class TrainHistory:
+    """What :func:`train_stack` returns: the loss of every step, and a name for the run."""
+
+    name: str
+    losses: list[float] = field(default_factory=list)
+
+    def final_loss(self, last: int = 20) -> float:
+        """Mean loss of the ``last`` steps, a steadier number than the last step alone."""
+        if not self.losses:
+            raise ValueError(f"run {self.name!r} has no recorded steps")
+        tail = self.losses[-last:]
+        return sum(tail) / len(tail)
+
+
+def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int,
+                batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
+                seed: int = 0, name: str = "", progress: bool = True) -> TrainHistory:
+    """Train ``net`` with minibatch SGD on the tensors ``X, y``; record every step's loss.
+
+    Minibatches are drawn by a seeded generator, so the same call gives the same batches
+    for every network: a plain stack and its residual twin see exactly the same data.
+
+    Args:
+        net: The network (put in training mode).
+        X: Inputs ``(N, ...)``.
+        y: Labels ``(N,)``.
+        num_steps: SGD steps.
+        batch_size: Examples per step.
+        lr: Learning rate.
+        momentum: SGD momentum.
+        seed: Seed of the minibatch order.
+        name: Name of the run, kept in the history (e.g. "plain, 32 layers").
+        progress: Show a ``tqdm.auto`` progress bar (``TQDM_DISABLE=1`` hides it).
+
+    Returns:
+        The training loss of every step.
+    """
+    _check_positive_int("num_steps", num_steps)
+    _check_positive_int("batch_size", batch_size)
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if X.shape[0] != y.shape[0] or y.dim() != 1:
+        raise ValueError(f"X (N, ...) and y (N,) must hold the same examples, got "
+                         f"{tuple(X.shape)} and {tuple(y.shape)}")
+    if batch_size > X.shape[0]:
+        raise ValueError(f"batch_size {batch_size} is larger than the {X.shape[0]} examples")
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    history = TrainHistory(name)
+    net.train()
+    perm = torch.randperm(X.shape[0], generator=gen)
+    pos = 0
+    # Pass ``disable`` only to switch the bar off, so that TQDM_DISABLE=1 still applies.
+    bar_options = {} if progress else {"disable": True}
+    for _ in tqdm(range(num_steps), desc=name or "train", leave=False, **bar_options):
+        if pos + batch_size > X.shape[0]:
+            perm, pos = torch.randperm(X.shape[0], generator=gen), 0
+        idx = perm[pos:pos + batch_size]
+        pos += batch_size
+        loss = F.cross_entropy(net(X[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.losses.append(loss.item())
+    return history
+
+
+def smooth(values: Sequence[float], window: int = 10) -> list[float]:
+    """Running mean over the last ``window`` values (fewer at the start)."""
+    _check_positive_int("window", window)
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def format_ratio(ratio: float) -> str:
+    """A positive ratio to one significant digit, e.g. ``3e-4``, ``6``, ``8e1``, ``6e32``.
+
+    Gradient norms across depth span hundreds of orders of magnitude and their trailing
+    digits depend on the CPU, so one digit is what notebooks print and compare.
+    """
+    if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio > 0):
+        raise ValueError(f"ratio must be a positive finite number, got {ratio!r}")
+    mantissa, exponent = f"{ratio:.0e}".split("e")
+    exp = int(exponent)
+    return mantissa if exp == 0 else f"{mantissa}e{exp}"
