@@ -18,7 +18,6 @@ from d2l_resnet.gradients import (
     format_ratio,
     layer_grad_norms,
     make_stack,
-    smooth,
     train_stack,
     zero_residual_branches,
 )
@@ -221,13 +220,6 @@ def test_train_stack_rejects_bad_arguments() -> None:
         train_stack(net, X, y[:10], num_steps=1)
     with pytest.raises(ValueError, match="no recorded steps"):
         TrainHistory("empty").final_loss()
-
-
-def test_smooth_is_a_running_mean() -> None:
-    assert smooth([1.0, 3.0, 5.0, 7.0], window=2) == pytest.approx([1.0, 2.0, 4.0, 6.0])
-    assert smooth([2.0, 4.0], window=5) == pytest.approx([2.0, 3.0])
-    with pytest.raises(ValueError, match="window"):
-        smooth([1.0], window=0)
 
 
 @pytest.mark.parametrize(("ratio", "text"), [(3.29e-4, "3e-4"), (2.9, "3"), (13.2, "1e1"),

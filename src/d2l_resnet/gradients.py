@@ -34,7 +34,6 @@ __all__ = [
     "format_ratio",
     "layer_grad_norms",
     "make_stack",
-    "smooth",
     "train_stack",
     "zero_residual_branches",
 ]
@@ -369,18 +368,6 @@ def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int
         opt.step()
         history.losses.append(loss.item())
     return history
-
-
-def smooth(values: Sequence[float], window: int = 10) -> list[float]:
-    """Running mean over the last ``window`` values (fewer at the start)."""
-    _check_positive_int("window", window)
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
 
 
 def format_ratio(ratio: float) -> str:

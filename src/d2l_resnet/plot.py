@@ -7,10 +7,11 @@ Functions return a :class:`matplotlib.figure.Figure`; a notebook shows it with
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["plot_cost_shares"]
+__all__ = ["plot_cost_shares", "plot_grad_norms", "plot_loss_panels"]
 
 
 def plot_cost_shares(
@@ -74,4 +75,116 @@ def plot_cost_shares(
     ax.legend(frameon=False, fontsize=8)
     if title is not None:
         ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _check_panels(panels: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
+    if not panels:
+        raise ValueError("panels must hold at least one panel: {title: {label: values}}")
+    for title, lines in panels.items():
+        if not lines:
+            raise ValueError(f"panel {title!r} has no lines; give {{label: values}}")
+        for label, values in lines.items():
+            if len(values) == 0:
+                raise ValueError(f"line {label!r} of panel {title!r} has no values")
+
+
+def plot_grad_norms(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+    ylabel: str = r"$\|\partial E / \partial x_l\|$",
+    figsize: tuple[float, float] = (9.0, 3.6),
+) -> Figure:
+    """Per-layer gradient norms of deep stacks on log-log axes, one axes per panel.
+
+    A stack of ``L`` layers gives one norm per layer ``l = 0 .. L-1`` (the first nearest
+    the input). It is drawn at ``x = L - l``, the number of layers the gradient has come
+    back through from the output, so stacks of different depths line up at the right
+    place: a gradient that shrinks by the same factor per layer draws the same line
+    whatever the depth.
+
+    Args:
+        panels: Panel title -> {line label -> norms, first for the layer nearest the
+            input}, e.g. ``{"without BatchNorm": {"plain, L=30": [...], ...}, ...}``.
+        styles: Line label -> keyword arguments for ``Axes.plot`` (color, linestyle...).
+        ylabel: Label of the shared y axis (the default names the gradient with respect
+            to the layer's input; say so when plotting weight gradients).
+        figsize: Width and height in inches.
+
+    Returns:
+        A new figure, the panels side by side sharing the y axis.
+
+    Raises:
+        ValueError: If a panel or a line is empty, or a norm is not positive (a log
+            axis cannot show it).
+    """
+    _check_panels(panels)
+    styles = styles or {}
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, lines) in zip(axes, panels.items(), strict=True):
+        for label, norms in lines.items():
+            values = [float(v) for v in norms]
+            if not all(v > 0 for v in values):
+                raise ValueError(f"line {label!r} of panel {title!r} has a norm <= 0, which "
+                                 f"a log axis cannot show; measure in float64 to avoid "
+                                 f"underflow to 0")
+            depth = len(values)                     # L; values[l] is drawn at L - l
+            ax.plot(range(depth, 0, -1), values, label=label,
+                    **dict(styles.get(label, {})))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("layers back from the output, $L - l$")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(frameon=False, fontsize=7)
+    axes[0].set_ylabel(ylabel)
+    return fig
+
+
+def plot_loss_panels(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    window: int = 10,
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+    ylabel: str = "training loss",
+    figsize: tuple[float, float] = (9.0, 3.4),
+) -> Figure:
+    """Loss per training step, smoothed by a running mean, one axes per panel.
+
+    Args:
+        panels: Panel title -> {line label -> loss of every step}, e.g.
+            ``{"plain": {"8 layers": [...], "32 layers": [...]}, "residual": {...}}``.
+        window: Steps in the running mean (1: no smoothing).
+        styles: Line label -> keyword arguments for ``Axes.plot``.
+        ylabel: Label of the shared y axis.
+        figsize: Width and height in inches.
+
+    Returns:
+        A new figure, the panels side by side sharing the y axis.
+
+    Raises:
+        ValueError: If a panel or a line is empty, or ``window`` is not a positive integer.
+    """
+    _check_panels(panels)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    styles = styles or {}
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, lines) in zip(axes, panels.items(), strict=True):
+        for label, losses in lines.items():
+            values = [float(v) for v in losses]
+            smoothed, total = [], 0.0
+            for i, v in enumerate(values):
+                total += v - (values[i - window] if i >= window else 0.0)
+                smoothed.append(total / min(i + 1, window))
+            ax.plot(range(1, len(values) + 1), smoothed, label=label,
+                    **dict(styles.get(label, {})))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(frameon=False, fontsize=8)
+    axes[0].set_ylabel(ylabel)
     return fig

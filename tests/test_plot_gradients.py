@@ -1,0 +1,57 @@
+"""Tests of the gradient and loss figures in d2l_resnet.plot (notebook 05)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from d2l_resnet.plot import plot_grad_norms, plot_loss_panels
+
+
+def test_grad_norms_lines_are_placed_back_from_the_output() -> None:
+    fig = plot_grad_norms({"a": {"L=3": [1e-4, 1e-2, 1.0], "L=2": [0.5, 2.0]},
+                           "b": {"x": [1.0]}},
+                          styles={"L=2": {"linestyle": "--"}})
+    ax_a, _ = fig.axes
+    lines = {ln.get_label(): ln for ln in ax_a.get_lines()}
+    assert list(lines["L=3"].get_xdata()) == [3, 2, 1]
+    assert list(lines["L=3"].get_ydata()) == [1e-4, 1e-2, 1.0]
+    assert list(lines["L=2"].get_xdata()) == [2, 1]
+    assert lines["L=2"].get_linestyle() == "--"
+    assert ax_a.get_xscale() == ax_a.get_yscale() == "log"
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    assert buf.getvalue().startswith(b"\x89PNG")
+
+
+def test_loss_panels_smooth_with_a_running_mean() -> None:
+    fig = plot_loss_panels({"plain": {"deep": [1.0, 3.0, 5.0, 7.0]}}, window=2)
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [1, 2, 3, 4]
+    assert list(line.get_ydata()) == pytest.approx([1.0, 2.0, 4.0, 6.0])
+    fig = plot_loss_panels({"p": {"x": [2.0, 4.0]}}, window=5)
+    assert list(fig.axes[0].get_lines()[0].get_ydata()) == pytest.approx([2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    ("panels", "match"),
+    [
+        ({}, "at least one panel"),
+        ({"a": {}}, "has no lines"),
+        ({"a": {"x": []}}, "has no values"),
+    ],
+)
+def test_both_plots_reject_empty_input(panels, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        plot_grad_norms(panels)
+    with pytest.raises(ValueError, match=match):
+        plot_loss_panels(panels)
+
+
+def test_grad_norms_reject_zero_and_loss_panels_reject_bad_window() -> None:
+    with pytest.raises(ValueError, match="float64"):
+        plot_grad_norms({"a": {"x": [1.0, 0.0]}})
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        plot_loss_panels({"a": {"x": [1.0]}}, window=0)
