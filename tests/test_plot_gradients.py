@@ -55,3 +55,12 @@ def test_grad_norms_reject_zero_and_loss_panels_reject_bad_window() -> None:
         plot_grad_norms({"a": {"x": [1.0, 0.0]}})
     with pytest.raises(ValueError, match="window must be a positive integer"):
         plot_loss_panels({"a": {"x": [1.0]}}, window=0)
+
+
+def test_grad_norms_panels_can_scale_apart() -> None:
+    panels = {"a": {"x": [1e-40, 1.0]}, "b": {"y": [1.0, 10.0]}}
+    shared = plot_grad_norms(panels)
+    apart = plot_grad_norms(panels, sharey=False)
+    assert shared.axes[1].get_ylim() == shared.axes[0].get_ylim()
+    assert apart.axes[1].get_ylim()[0] > apart.axes[0].get_ylim()[0] * 1e30
+    assert [ax.get_ylabel() != "" for ax in apart.axes] == [True, True]

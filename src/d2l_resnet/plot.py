@@ -93,6 +93,7 @@ def plot_grad_norms(
     panels: Mapping[str, Mapping[str, Sequence[float]]],
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     ylabel: str = r"$\|\partial E / \partial x_l\|$",
+    sharey: bool = True,
     figsize: tuple[float, float] = (9.0, 3.6),
 ) -> Figure:
     """Per-layer gradient norms of deep stacks on log-log axes, one axes per panel.
@@ -109,10 +110,11 @@ def plot_grad_norms(
         styles: Line label -> keyword arguments for ``Axes.plot`` (color, linestyle...).
         ylabel: Label of the shared y axis (the default names the gradient with respect
             to the layer's input; say so when plotting weight gradients).
+        sharey: One y axis for all panels (False: each panel scales to its own lines).
         figsize: Width and height in inches.
 
     Returns:
-        A new figure, the panels side by side sharing the y axis.
+        A new figure, the panels side by side.
 
     Raises:
         ValueError: If a panel or a line is empty, or a norm is not positive (a log
@@ -121,7 +123,7 @@ def plot_grad_norms(
     _check_panels(panels)
     styles = styles or {}
     fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(panels), sharey=sharey, squeeze=False)[0]
     for ax, (title, lines) in zip(axes, panels.items(), strict=True):
         for label, norms in lines.items():
             values = [float(v) for v in norms]
@@ -139,7 +141,8 @@ def plot_grad_norms(
         ax.grid(True, which="major", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(frameon=False, fontsize=7)
-    axes[0].set_ylabel(ylabel)
+    for ax in axes if not sharey else axes[:1]:
+        ax.set_ylabel(ylabel)
     return fig
 
 
