@@ -1,0 +1,465 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. ResNet-18, layer by layer (ResNet模型)
+#
+# Notebook 1 built one residual block. ResNet-18 is a stem followed by four stages of
+# two such blocks each, a global average pool and one linear layer. This notebook
+# assembles it exactly as the course notebook does, follows the shape of the data
+# through it at three input sizes, and counts where its parameters and its compute are.
+# Exercises at the end build the bottleneck and pre-activation blocks of later ResNets.
+
+# %%
+# %matplotlib inline
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from d2l_resnet import (
+    count_parameters,
+    format_summary,
+    resnet18,
+    resnet_block,
+    show_source,
+    summarize,
+)
+from d2l_resnet.plot import plot_cost_shares
+
+_ = torch.manual_seed(0)  # the same random numbers on every run
+
+# %% [markdown]
+# ## The stem: b1
+#
+# The first module, `b1`, is the same stem as GoogLeNet's: a 7x7 convolution with 64
+# output channels and stride 2, BatchNorm, ReLU, and a 3x3 max-pool with stride 2. The
+# two strides divide height and width by 4 before the first residual block. The input
+# has one channel: Fashion-MNIST images are grayscale.
+
+# %%
+b1 = nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
+                   nn.BatchNorm2d(64), nn.ReLU(),
+                   nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+
+# %% [markdown]
+# ## The stages: b2 to b5
+#
+# Each of the four stages is a list of residual blocks, made by the package's
+# `resnet_block`:
+
+# %%
+show_source(resnet_block)
+
+# %% [markdown]
+# > 之后在ResNet加入所有残差块，这里每个模块使用两个残差块。
+#
+# Then all residual blocks are added, two per stage. The pattern:
+#
+# | stage | channels | first block | second block |
+# |---|---|---|---|
+# | b2 | 64 -> 64 | stride 1, identity shortcut | identity |
+# | b3 | 64 -> 128 | stride 2, 1x1 shortcut | identity |
+# | b4 | 128 -> 256 | stride 2, 1x1 shortcut | identity |
+# | b5 | 256 -> 512 | stride 2, 1x1 shortcut | identity |
+#
+# Every stage after the first **halves height and width and doubles the channels** in
+# its first block, the one place where the shortcut needs the 1x1 convolution of
+# notebook 1. `b2` is the exception (`first_block=True`): the max-pool of `b1` has just
+# halved the resolution, and `b1` already produces 64 channels, so `b2` keeps both.
+
+# %%
+b2 = nn.Sequential(*resnet_block(64, 64, 2, first_block=True))
+b3 = nn.Sequential(*resnet_block(64, 128, 2))
+b4 = nn.Sequential(*resnet_block(128, 256, 2))
+b5 = nn.Sequential(*resnet_block(256, 512, 2))
+
+# %% [markdown]
+# The head averages each of the 512 final feature maps to one number
+# (`AdaptiveAvgPool2d((1, 1))`, whatever the resolution), flattens, and maps the 512
+# features to the 10 classes. Counting the layers with weights: 1 convolution in `b1`,
+# 4 stages x 2 blocks x 2 convolutions = 16, and the linear layer make 18 (the three 1x1
+# shortcut convolutions are not counted by convention).
+
+# %%
+net = nn.Sequential(b1, b2, b3, b4, b5,
+                    nn.AdaptiveAvgPool2d((1, 1)),
+                    nn.Flatten(), nn.Linear(512, 10))
+
+weighted = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+shortcuts = [m for m in weighted if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+assert len(weighted) - len(shortcuts) == 18 and len(shortcuts) == 3
+print(f"{len(weighted) - len(shortcuts)} layers with weights, plus {len(shortcuts)} "
+      f"1x1 shortcut convolutions")
+
+# %% [markdown]
+# The package's `resnet18()`, which notebooks 4 and 5 train, is exactly this network. A
+# check: its state (every weight, bias and BatchNorm statistic, by name and shape) loads
+# into ours without a missing or unexpected key, and the two then compute the same
+# outputs.
+
+# %%
+reference = resnet18()
+net.load_state_dict(reference.state_dict())  # strict: names and shapes must match
+net.eval()
+reference.eval()
+X = torch.randn(2, 1, 96, 96)  # (N, C, H, W)
+with torch.no_grad():
+    assert torch.allclose(net(X), reference(X))
+print("net and resnet18(): same layers, same parameter shapes, same outputs")
+
+# %% [markdown]
+# ## Output shapes, layer by layer
+#
+# > 可以观察一下ResNet中不同模块的输入形状是如何变化的。
+#
+# How the shape changes from module to module, for one 224x224 image, with the course
+# notebook's loop:
+
+# %%
+net.train()
+X = torch.rand(size=(1, 1, 224, 224))
+for layer in net:
+    X = layer(X)
+    print(layer.__class__.__name__, "output shape:\t", X.shape)
+assert X.shape == (1, 10)
+
+# %% [markdown]
+# The course trains on Fashion-MNIST at its native 28x28, and the book resizes the
+# images to 96x96. The same network at the three sizes, side by side (the package's
+# `summarize` runs the loop above and records each layer's output shape, parameters and
+# FLOPs; shapes are `(C, H, W)` for one image):
+
+# %%
+names = ["b1", "b2", "b3", "b4", "b5", "avgpool", "flatten", "linear"]
+sizes = (224, 96, 28)
+summaries = {s: summarize(net, (1, 1, s, s)) for s in sizes}
+
+print(f"{'layer':<9}" + "".join(f"{f'{s}x{s} input':>18}" for s in sizes))
+for i, name in enumerate(names):
+    shapes = [str(summaries[s][i].output_shape[1:]) for s in sizes]
+    print(f"{name:<9}" + "".join(f"{shape:>18}" for shape in shapes))
+
+# %% [markdown]
+# Every stride-2 step (with padding as here) turns $H$ pixels into $\lceil H/2 \rceil$,
+# and there are five of them: the stem's convolution and max-pool, and the first blocks
+# of `b3`, `b4` and `b5`. So the final feature maps are $\lceil H/32 \rceil$ pixels a
+# side: 7 at 224, 3 at 96, and a single pixel at 28. A check of that rule for all three
+# sizes:
+
+# %%
+def halve(h: int, times: int) -> int:
+    """Height after `times` stride-2 steps: ceil(h / 2) each time."""
+    for _ in range(times):
+        h = -(-h // 2)
+    return h
+
+
+for s in sizes:
+    spatial = [row.output_shape[2] for row in summaries[s][:5]]  # b1..b5
+    assert spatial == [halve(s, 2), halve(s, 2), halve(s, 3), halve(s, 4), halve(s, 5)]
+    print(f"{s:>3}: b1..b5 are {spatial} pixels a side")
+
+# %% [markdown]
+# At 28x28, `b4` ends at 2x2 and `b5` works on 1x1 feature maps. A 3x3 convolution with
+# padding 1 on a single pixel sees only zeros around it, so only the centre of each
+# kernel ever touches the data: the second block of `b5` acts as a stack of 1x1
+# convolutions, and 8/9 of its 3x3 weights are never used. That is one reason the book
+# resizes the images to 96. A check on the first convolution of `b5`'s second block:
+
+# %%
+conv = net[4][1].conv1  # b5, second block: 512 -> 512 channels, 3x3, padding 1
+x = torch.randn(2, 512, 1, 1)  # (N, C, 1, 1): what b5's second block gets at 28x28
+with torch.no_grad():
+    centre_only = F.conv2d(x, conv.weight[:, :, 1:2, 1:2], conv.bias)
+    assert torch.allclose(conv(x), centre_only, atol=1e-5)
+print("on 1x1 inputs, the 3x3 convolution equals a 1x1 convolution with its centre taps")
+
+# %% [markdown]
+# ## Parameters and FLOPs per stage
+#
+# `format_summary` prints the layer table with parameter counts and the forward FLOPs
+# for one 224x224 image. A multiply-add counts as 2 FLOPs and a bias add as 1; only
+# convolutions and the linear layer are counted (BatchNorm, ReLU, pooling and the
+# residual additions cost one or two operations per value, under 1% of the total).
+
+# %%
+print(format_summary(summaries[224]))
+
+# %% [markdown]
+# Two checks of the counting, by hand. The stem's convolution has $7 \cdot 7 \cdot 1
+# \cdot 64$ weights and 64 biases, its BatchNorm a scale and a shift per channel; at
+# 224x224 it produces $64 \cdot 112 \cdot 112$ values, each costing 49 multiply-adds and
+# a bias add. And the parameters of the rows add up to the whole network's.
+
+# %%
+b1_row = summaries[224][0]
+assert b1_row.params == (7 * 7 * 1 * 64 + 64) + 2 * 64 == 3_328
+assert b1_row.flops == 64 * 112 * 112 * (2 * 49 + 1)
+assert sum(row.params for row in summaries[224]) == count_parameters(net) == 11_178_378
+print(f"b1: {b1_row.params:,} parameters, {b1_row.flops:,} FLOPs; "
+      f"whole network: {count_parameters(net):,} parameters")
+
+# %% [markdown]
+# Per stage, with the head (average pool, flatten, linear) in one row, at the three
+# input sizes. Parameters do not depend on the input size; FLOPs grow with the number
+# of pixels.
+
+# %%
+stages = ["b1", "b2", "b3", "b4", "b5", "head"]
+
+
+def per_stage(rows: list, field: str) -> list[int]:
+    """Sum a field of the summary rows into b1..b5 and the head (the last 3 layers)."""
+    values = [getattr(row, field) for row in rows]
+    return [*values[:5], sum(values[5:])]
+
+
+params = per_stage(summaries[224], "params")
+flops = {s: per_stage(summaries[s], "flops") for s in sizes}
+
+header = "".join(f"{f'MFLOPs {s}':>13}" for s in sizes)
+print(f"{'stage':<7}{'parameters':>12}{'share':>8}{header}")
+for i, stage in enumerate(stages):
+    row = "".join(f"{flops[s][i] / 1e6:>13.1f}" for s in sizes)
+    print(f"{stage:<7}{params[i]:>12,}{params[i] / sum(params):>8.1%}{row}")
+total = "".join(f"{sum(flops[s]) / 1e6:>13.1f}" for s in sizes)
+print(f"{'total':<7}{sum(params):>12,}{1:>8.1%}{total}")
+
+# %% [markdown]
+# What the table says, checked below:
+#
+# - **Parameters live at the end.** A 3x3 convolution from $C$ to $C$ channels has
+#   $9C^2$ weights, so doubling the channels quadruples a stage's parameters (`b4` has
+#   4 times those of `b3`, `b5` 4 times those of `b4`): `b5` alone holds three quarters
+#   of the network's.
+# - **Compute is spread evenly.** Halving height and width divides the positions by 4
+#   while doubling the channels multiplies the work per position by 4, so `b3`, `b4` and
+#   `b5` cost the same (to 0.1%). `b2`, with no stride-2 block, costs a little more.
+# - **FLOPs scale with the pixels**: at 96x96 every stage costs exactly $(96/224)^2 =
+#   (3/7)^2$ of its cost at 224x224, since every feature map is $3/7$ as tall and wide.
+#   At 28x28 the rounding up of odd sizes (7 -> 4 -> 2 -> 1) breaks the exact ratio.
+
+# %%
+assert params[4] / sum(params) > 0.75
+assert all(3.99 < params[i + 1] / params[i] < 4 for i in (2, 3))  # b4 / b3, b5 / b4
+assert max(flops[224][2:5]) / min(flops[224][2:5]) < 1.001
+assert all(flops[96][i] * 49 == flops[224][i] * 9 for i in range(5))
+print("b5 holds > 75% of the parameters; b3, b4, b5 cost the same FLOPs to 0.1%; "
+      "FLOPs at 96 = (3/7)^2 x FLOPs at 224 for b1..b5")
+
+# %% [markdown]
+# The same in a picture: for each stage, its share of all parameters and its share of
+# all FLOPs, at the source's 224x224 and at the training size 28x28.
+
+# %%
+fig = plot_cost_shares(
+    stages,
+    {"parameters": params, "FLOPs at 224x224": flops[224], "FLOPs at 28x28": flops[28]},
+    title="ResNet-18: where the parameters live and where the compute goes",
+)
+fig
+
+# %% [markdown]
+# ## Summary
+#
+# - ResNet-18 = stem `b1` (7x7 convolution, BatchNorm, ReLU, max-pool), four stages of
+#   two residual blocks, global average pool, linear layer: 18 layers with weights.
+# - Each stage after `b2` halves height and width and doubles the channels in its first
+#   block, which therefore needs the 1x1 shortcut.
+# - At 224x224 the final feature maps are 7x7; at 96x96, 3x3; at Fashion-MNIST's 28x28,
+#   a single pixel.
+# - 11.2 million parameters, three quarters of them in `b5`; 3.5 GFLOPs per 224x224
+#   image, 0.64 at 96x96 and 0.066 at 28x28, spread almost evenly over the stages.
+#
+# Next: notebook 3 loads Fashion-MNIST.
+
+# %% [markdown]
+# ## Exercises (练习)
+#
+# Try each one before opening its solution. The solutions are plain code: copy a
+# solution into a new cell to run it.
+#
+# **1. A bottleneck block.** For ResNet-50 and deeper, He et al. (2015) replace the two
+# 3x3 convolutions with a *bottleneck*: a 1x1 convolution that reduces the channels by
+# 4, a 3x3 convolution on the reduced channels, and a 1x1 convolution that expands them
+# back, each followed by BatchNorm (and ReLU, except the last, which is added to the
+# shortcut first). Write `Bottleneck(input_channels, num_channels, use_1x1conv=False,
+# strides=1)` whose output has `num_channels` channels. Check the shapes of
+# `Bottleneck(256, 256)` and `Bottleneck(256, 512, use_1x1conv=True, strides=2)` on a
+# `(2, 256, 14, 14)` input, and compare the parameters of `Bottleneck(256, 256)` with
+# those of `Residual(256, 256)`.
+#
+# <details>
+# <summary>Solution 1</summary>
+#
+# ```python
+# import torch
+# import torch.nn.functional as F
+# from torch import nn
+#
+# from d2l_resnet import Residual, count_parameters
+#
+#
+# class Bottleneck(nn.Module):
+#     """1x1 (reduce by 4), 3x3, 1x1 (expand), plus the shortcut of Residual."""
+#
+#     def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+#         super().__init__()
+#         mid = num_channels // 4
+#         self.conv1 = nn.Conv2d(input_channels, mid, kernel_size=1)
+#         self.conv2 = nn.Conv2d(mid, mid, kernel_size=3, padding=1, stride=strides)
+#         self.conv3 = nn.Conv2d(mid, num_channels, kernel_size=1)
+#         self.bn1 = nn.BatchNorm2d(mid)
+#         self.bn2 = nn.BatchNorm2d(mid)
+#         self.bn3 = nn.BatchNorm2d(num_channels)
+#         self.shortcut = (nn.Conv2d(input_channels, num_channels, kernel_size=1,
+#                                    stride=strides) if use_1x1conv else nn.Identity())
+#
+#     def forward(self, X):
+#         Y = F.relu(self.bn1(self.conv1(X)))
+#         Y = F.relu(self.bn2(self.conv2(Y)))
+#         Y = self.bn3(self.conv3(Y))
+#         return F.relu(Y + self.shortcut(X))
+#
+#
+# X = torch.randn(2, 256, 14, 14)
+# assert Bottleneck(256, 256)(X).shape == (2, 256, 14, 14)
+# assert Bottleneck(256, 512, use_1x1conv=True, strides=2)(X).shape == (2, 512, 7, 7)
+#
+# basic, bottleneck = count_parameters(Residual(256, 256)), count_parameters(Bottleneck(256, 256))
+# print(f"Residual(256, 256): {basic:,} parameters; Bottleneck(256, 256): {bottleneck:,}")
+# assert basic == 1_181_184 and bottleneck == 70_784  # about 17 times fewer
+# ```
+#
+# The 3x3 convolution, where most of the cost is, works on a quarter of the channels:
+# $9 \cdot 64^2$ weights instead of $2 \cdot 9 \cdot 256^2$. That is what lets ResNet-50
+# have three layers per block at about the cost of ResNet-34's two (Table 1 of the
+# paper: 3.8 against 3.6 billion multiply-adds).
+#
+# </details>
+#
+# **2. A pre-activation block.** In the follow-up paper (He et al. 2016, *Identity
+# Mappings in Deep Residual Networks*) each convolution comes *after* its BatchNorm and
+# ReLU, and nothing follows the addition: $\mathbf{Y} = \mathbf{X} + \mathrm{conv}_2(
+# \mathrm{ReLU}(\mathrm{BN}(\mathrm{conv}_1(\mathrm{ReLU}(\mathrm{BN}(\mathbf{X}))))))$.
+# Write `PreActResidual(input_channels, num_channels, use_1x1conv=False, strides=1)`.
+# Then show the difference from notebook 1's block: with the last convolution's weight
+# and bias set to zero, the block is exactly the identity, negative values included (the
+# original block gave ReLU(X)).
+#
+# <details>
+# <summary>Solution 2</summary>
+#
+# ```python
+# import torch
+# import torch.nn.functional as F
+# from torch import nn
+#
+#
+# class PreActResidual(nn.Module):
+#     """BN, ReLU, conv, BN, ReLU, conv; the sum is the output (no ReLU after it)."""
+#
+#     def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+#         super().__init__()
+#         self.bn1 = nn.BatchNorm2d(input_channels)
+#         self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1,
+#                                stride=strides)
+#         self.bn2 = nn.BatchNorm2d(num_channels)
+#         self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+#         self.shortcut = (nn.Conv2d(input_channels, num_channels, kernel_size=1,
+#                                    stride=strides) if use_1x1conv else nn.Identity())
+#
+#     def forward(self, X):
+#         Y = self.conv1(F.relu(self.bn1(X)))
+#         Y = self.conv2(F.relu(self.bn2(Y)))
+#         return Y + self.shortcut(X)
+#
+#
+# X = torch.randn(4, 3, 6, 6)
+# assert PreActResidual(3, 6, use_1x1conv=True, strides=2)(X).shape == (4, 6, 3, 3)
+#
+# blk = PreActResidual(3, 3)
+# with torch.no_grad():
+#     blk.conv2.weight.zero_()
+#     blk.conv2.bias.zero_()
+# assert torch.equal(blk(X), X)  # the identity, negative values and all
+# print("with conv2 at zero, PreActResidual(3, 3) is the identity")
+# ```
+#
+# Stacked, such blocks give $\mathbf{x}_L = \mathbf{x}_l + \sum_{i=l}^{L-1}
+# F(\mathbf{x}_i)$: a clean path from any block to any later one, with no ReLU on it.
+# Notebook 5 uses this form to explain why very deep residual networks train.
+#
+# </details>
+#
+# **3. ResNet-34.** Table 1 of He et al. (2015) gives ResNet-34 the same stages as
+# ResNet-18 with 3, 4, 6 and 3 blocks instead of 2, 2, 2 and 2. Build it with
+# `resnet_block`, check that its layer-by-layer output shapes at 224x224 are those of
+# ResNet-18, and compare parameters and FLOPs.
+#
+# <details>
+# <summary>Solution 3</summary>
+#
+# ```python
+# from torch import nn
+#
+# from d2l_resnet import count_parameters, resnet18, resnet_block, summarize
+#
+# resnet34 = nn.Sequential(
+#     nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
+#                   nn.BatchNorm2d(64), nn.ReLU(),
+#                   nn.MaxPool2d(kernel_size=3, stride=2, padding=1)),
+#     nn.Sequential(*resnet_block(64, 64, 3, first_block=True)),
+#     nn.Sequential(*resnet_block(64, 128, 4)),
+#     nn.Sequential(*resnet_block(128, 256, 6)),
+#     nn.Sequential(*resnet_block(256, 512, 3)),
+#     nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(512, 10))
+#
+# rows18, rows34 = summarize(resnet18()), summarize(resnet34)
+# assert [r.output_shape for r in rows18] == [r.output_shape for r in rows34]
+# print(f"ResNet-18: {count_parameters(resnet18()):,} parameters, "
+#       f"{sum(r.flops for r in rows18) / 1e9:.2f} GFLOPs")
+# print(f"ResNet-34: {count_parameters(resnet34):,} parameters, "
+#       f"{sum(r.flops for r in rows34) / 1e9:.2f} GFLOPs")
+# assert count_parameters(resnet34) == 21_290_250
+# ```
+#
+# The same shapes everywhere, about twice the parameters and twice the FLOPs (7.2
+# against 3.5 GFLOPs): the extra blocks keep the shape, so they add depth and cost but
+# change nothing in the table of shapes.
+#
+# </details>
+#
+# **4. Why 96?** The course trains at 28x28 and the book resizes to 96x96. From the
+# tables above, what does `b5` see at 28x28, and what does resizing to 96 cost?
+#
+# <details>
+# <summary>Solution 4</summary>
+#
+# At 28x28, `b4` ends at 2x2 and `b5` at 1x1: the last stage, which holds three quarters
+# of the parameters, sees a single position, and its 3x3 kernels reduce to their centres
+# (checked above), so most of those parameters never receive a gradient. At 96x96, `b5`
+# works on 3x3 maps and its kernels are used in full. The price is compute: 638 instead
+# of 66 MFLOPs per image, almost ten times as much compute for every training step.
+# That is why the course profile trains at 28 and the `d2l` profile, meant for a GPU,
+# at 96.
+#
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from d2l_resnet import run_info
+
+print(run_info())
