@@ -1,0 +1,189 @@
+"""The course-site builder's own parts: navigation, link rewriting, cleaning, a small build.
+
+The pages themselves are checked in a real browser by test_site.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from d2l_resnet.site import (
+    SITE_MARKER,
+    build_site,
+    clean_notebook,
+    navigation,
+    notebook_title,
+    parse_run_info,
+    rewrite_links,
+    rewrite_url,
+)
+
+PAGES = {"01_residual_block": "01_residual_block.html", "02_resnet18": "02_resnet18.html"}
+RUN_LINE = ("profile course | d2l_resnet 0.1.0 | Python 3.11.7 | torch 2.4.0 | "
+            "torchvision 0.19.0 | device cpu")
+
+
+def test_navigation_links_each_page_to_its_neighbours() -> None:
+    nav = navigation([("a.html", "A"), ("b.html", "B"), ("c.html", "C")])
+    assert [(n["prev"] and n["prev"].href, n["next"] and n["next"].href) for n in nav] == [
+        (None, "b.html"), ("a.html", "c.html"), ("b.html", None)]
+    assert nav[1]["next"].title == "C"
+
+
+def test_navigation_of_a_single_page_has_no_neighbours() -> None:
+    assert navigation([("a.html", "A")]) == [{"prev": None, "next": None}]
+    assert navigation([]) == []
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("02_resnet18.ipynb", ("02_resnet18.html", None)),
+    ("02_resnet18.ipynb#Stages", ("02_resnet18.html#Stages", None)),
+    ("./02_resnet18.py", ("02_resnet18.html", None)),
+    ("../notebooks/01_residual_block.ipynb", ("01_residual_block.html", None)),
+    ("../src/d2l_resnet/model.py", ("files/src/d2l_resnet/model.py", "src/d2l_resnet/model.py")),
+    ("../src/d2l_resnet/model.py#L10", ("files/src/d2l_resnet/model.py#L10",
+                                        "src/d2l_resnet/model.py")),
+    ("figures/block.png", ("files/notebooks/figures/block.png", "notebooks/figures/block.png")),
+    ("03_not_in_the_course.ipynb", ("files/notebooks/03_not_in_the_course.ipynb",
+                                    "notebooks/03_not_in_the_course.ipynb")),
+    ("https://arxiv.org/abs/1603.05027", ("https://arxiv.org/abs/1603.05027", None)),
+    ("//example.org/x.js", ("//example.org/x.js", None)),
+    ("#Residual-block", ("#Residual-block", None)),
+    ("mailto:someone@example.org", ("mailto:someone@example.org", None)),
+    ("data:image/png;base64,AAAA", ("data:image/png;base64,AAAA", None)),
+    ("/etc/passwd", ("/etc/passwd", None)),
+    ("../../outside.txt", ("../../outside.txt", None)),
+])
+def test_rewrite_url(url: str, expected: tuple[str, str | None]) -> None:
+    assert rewrite_url(url, PAGES, "notebooks") == expected
+
+
+def test_rewrite_links_changes_only_href_and_src() -> None:
+    fragment = (
+        '<p>See <a href="02_resnet18.ipynb#Stages">the model</a>, '
+        "<img src='figures/a&amp;b.png' alt='02_resnet18.ipynb'> and "
+        '<a href="https://d2l.ai">the book</a>.</p>')
+
+    def rewrite(url: str) -> str:
+        return rewrite_url(url, PAGES)[0]
+
+    out = rewrite_links(fragment, rewrite)
+    assert 'href="02_resnet18.html#Stages"' in out
+    assert "src='files/notebooks/figures/a&amp;b.png'" in out
+    assert "alt='02_resnet18.ipynb'" in out  # not a link: unchanged
+    assert 'href="https://d2l.ai"' in out
+
+
+def _notebook(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = list(cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    return nb
+
+
+def _code(source: str, *outputs: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source, execution_count=1)
+    cell.outputs = list(outputs)
+    return cell
+
+
+def _widget_output() -> nbformat.NotebookNode:
+    return nbformat.v4.new_output(
+        "display_data",
+        data={"application/vnd.jupyter.widget-view+json":
+              {"model_id": "abc", "version_major": 2, "version_minor": 0},
+              "text/plain": "epochs:   0%|          | 0/5 [00:00<?, ?it/s]"})
+
+
+def test_clean_notebook_drops_widgets_and_progress_redraws() -> None:
+    progress = nbformat.v4.new_output(
+        "stream", name="stderr", text="\r 0%|  | 0/2\r 50%|# | 1/2\r100%|##| 2/2\nfinished\n")
+    nb = _notebook(_code("loop()", _widget_output(), progress))
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    assert clean_notebook(nb) == 1
+    assert "widgets" not in nb.metadata
+    (output,) = nb.cells[0].outputs
+    assert output.text == "100%|##| 2/2\nfinished\n"
+
+
+def test_title_and_run_info_are_read_from_the_notebook() -> None:
+    nb = _notebook(
+        nbformat.v4.new_markdown_cell("# 1. The residual block (残差块)\n\nText with `code`."),
+        _code("print(run_info())", nbformat.v4.new_output("stream", name="stdout",
+                                                          text=RUN_LINE + "\n")))
+    assert notebook_title(nb, "fallback") == "1. The residual block (残差块)"
+    run = parse_run_info(nb)
+    assert run is not None and run.profile == "course" and not run.preview
+    assert run.parts[0] == "d2l_resnet 0.1.0" and run.line == RUN_LINE
+    assert notebook_title(_notebook(), "fallback") == "fallback"
+    assert parse_run_info(_notebook()) is None
+
+
+@pytest.fixture
+def small_course(tmp_path: Path) -> Path:
+    """A repository with two tiny executed notebooks: math, a widget, links, run_info."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "helper.py").write_text("x = 1\n")
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    quick_line = RUN_LINE.replace("profile course", "profile quick")
+    first = _notebook(
+        nbformat.v4.new_markdown_cell(
+            "# 1. First (第一)\n\nThe block is $y = F(x) + x$; see [the next one]"
+            "(02_second.ipynb#Part) and [the helper](../src/helper.py)."),
+        _code("loop()", _widget_output()),
+        _code("print(run_info())", nbformat.v4.new_output("stream", name="stdout",
+                                                          text=quick_line + "\n")))
+    first.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    second = _notebook(nbformat.v4.new_markdown_cell("# 2. Second\n\n## Part\n\nNo math."))
+    for stem, nb in (("01_first", first), ("02_second", second)):
+        nbformat.write(nb, notebooks / f"{stem}.ipynb")
+        (notebooks / f"{stem}.py").write_text("# %%\n")
+    return tmp_path
+
+
+def test_build_site_writes_linked_offline_pages(small_course: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    report = build_site(small_course / "notebooks", out, log=lambda line: None)
+    assert [p.href for p in report.pages] == ["01_first.html", "02_second.html"]
+    assert (out / "mathjax" / "MathJax.js").is_file()
+    assert (out / "downloads" / "01_first.ipynb").is_file()
+    assert (out / "downloads" / "02_second.py").is_file()
+    assert (out / "files" / "src" / "helper.py").read_text() == "x = 1\n"
+    assert any("02_second: no run_info()" in w for w in report.warnings)
+
+    index = (out / "index.html").read_text()
+    assert index.index('href="01_first.html"') < index.index('href="02_second.html"')
+    first = (out / "01_first.html").read_text()
+    assert 'href="02_second.html#Part"' in first
+    assert 'href="files/src/helper.py"' in first
+    next_links = re.findall(r'<a\b[^>]*\brel="next"[^>]*>', first)
+    assert next_links and all('href="02_second.html"' in a for a in next_links)
+    assert "profile <strong" in first and "quick" in first and "A preview" in first
+    assert "widget-view+json" not in first and "widget-state+json" not in first
+    for page in out.glob("*.html"):
+        text = page.read_text()
+        # Nothing is loaded from another host: scripts, styles, images, fonts.
+        loads = re.findall(r"""<(?:script|img|link|iframe)\b[^>]*?(?:src|href)=["']([^"']+)""",
+                           text)
+        assert [u for u in loads if re.match(r"(https?:)?//", u)] == [], page.name
+        assert "require.min.js" not in text and "cdnjs" not in text, page.name
+
+
+def test_build_site_refuses_a_folder_it_did_not_write(small_course: Path,
+                                                      tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "notes.html").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a course site"):
+        build_site(small_course / "notebooks", other, log=lambda line: None)
+    assert (other / "notes.html").read_text() == "keep me"
+    out = tmp_path / "site"
+    build_site(small_course / "notebooks", out, log=lambda line: None)
+    assert (out / SITE_MARKER).is_file()
+    build_site(small_course / "notebooks", out, log=lambda line: None)  # a rebuild is fine
