@@ -43,9 +43,10 @@ _ = torch.manual_seed(0)  # the same random numbers on every run
 # %% [markdown]
 # ## The stem: b1
 #
-# The first module, `b1`, is the same stem as GoogLeNet's: a 7x7 convolution with 64
-# output channels and stride 2, BatchNorm, ReLU, and a 3x3 max-pool with stride 2. The
-# two strides divide height and width by 4 before the first residual block. The input
+# The first module, `b1`, is GoogLeNet's first two layers with BatchNorm added: a 7x7
+# convolution with 64 output channels and stride 2, BatchNorm, ReLU, and a 3x3 max-pool
+# with stride 2. The two strides divide height and width by 4 before the first residual
+# block. The input
 # has one channel: Fashion-MNIST images are grayscale.
 
 # %%
@@ -104,7 +105,7 @@ print(f"{len(weighted) - len(shortcuts)} layers with weights, plus {len(shortcut
       f"1x1 shortcut convolutions")
 
 # %% [markdown]
-# The package's `resnet18()`, which notebooks 4 and 5 train, is exactly this network. A
+# The package's `resnet18()`, which notebook 4 trains, is exactly this network. A
 # check: its state (every weight, bias and BatchNorm statistic, by name and shape) loads
 # into ours without a missing or unexpected key, and the two then compute the same
 # outputs.
