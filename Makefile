@@ -42,7 +42,7 @@ $(DATA_STAMP): $(STAMP)
 
 test: $(DATA_STAMP)
 	@echo "==> unit tests and notebooks (pytest --nbval, profile quick)"
-	D2L_RESNET_PROFILE=quick TQDM_DISABLE=1 MPLBACKEND=agg $(PY) -m pytest --nbval \
+	D2L_RESNET_PROFILE=quick TQDM_DISABLE=1 $(PY) -m pytest --nbval \
 	  --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 	@echo "==> ruff check"
 	$(PY) -m ruff check src tests notebooks

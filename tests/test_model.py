@@ -101,7 +101,7 @@ def test_residual_rejects_wrong_channels_and_rank() -> None:
         Residual(3, 3)(torch.rand(3, 6, 6))
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5])
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_residual_rejects_bad_sizes(bad: float) -> None:
     with pytest.raises(ValueError, match="positive integer"):
         Residual(3, bad)  # type: ignore[arg-type]
@@ -186,6 +186,12 @@ def test_summary_rows_and_totals(size: int) -> None:
     table = format_summary(rows)
     assert table.splitlines()[-1].startswith("total")
     assert f"{count_parameters(net):,}" in table
+
+
+def test_summary_of_a_network_without_parameters() -> None:
+    rows = summarize(nn.Sequential(nn.MaxPool2d(2), nn.Flatten()), (1, 1, 4, 4))
+    assert [(r.output_shape, r.params, r.flops) for r in rows] == [((1, 1, 2, 2), 0, 0),
+                                                                  ((1, 4), 0, 0)]
 
 
 def test_summary_restores_training_mode_and_checks_input() -> None:

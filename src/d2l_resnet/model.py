@@ -27,6 +27,10 @@ __all__ = [
 ]
 
 
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 class Residual(nn.Module):
     """A residual block: two 3x3 convolutions with BatchNorm, plus a shortcut.
 
@@ -52,7 +56,7 @@ class Residual(nn.Module):
         super().__init__()
         for name, value in (("input_channels", input_channels), ("num_channels", num_channels),
                             ("strides", strides)):
-            if not isinstance(value, int) or value < 1:
+            if not _positive_int(value):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.input_channels = input_channels
         self.num_channels = num_channels
@@ -111,7 +115,7 @@ def resnet_block(
             halved the resolution: it keeps stride 1 and needs
             ``input_channels == num_channels``.
     """
-    if not isinstance(num_residuals, int) or num_residuals < 1:
+    if not _positive_int(num_residuals):
         raise ValueError(f"num_residuals must be a positive integer, got {num_residuals!r}")
     if first_block and input_channels != num_channels:
         raise ValueError(
@@ -178,9 +182,9 @@ def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     least ``MIN_SIZE`` (17) pixels a side: 224x224 as in the source, 96x96 as in the
     book, 28x28 as Fashion-MNIST comes; an :class:`InputCheck` pre-hook rejects others.
     """
-    if not isinstance(num_classes, int) or num_classes < 1:
+    if not _positive_int(num_classes):
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if not isinstance(in_channels, int) or in_channels < 1:
+    if not _positive_int(in_channels):
         raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
     b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
                        nn.BatchNorm2d(64), nn.ReLU(),
@@ -240,8 +244,9 @@ def summarize(net: nn.Sequential, input_shape: tuple[int, ...] = (1, 1, 224, 224
         raise ValueError(f"summarize expects an nn.Sequential, got {type(net).__name__}")
     if len(input_shape) != 4:
         raise ValueError(f"input_shape must be (N, C, H, W), got {input_shape!r}")
-    first = next(net.parameters())
-    X = torch.zeros(input_shape, dtype=first.dtype, device=first.device)
+    first = next(net.parameters(), None)
+    X = torch.zeros(input_shape) if first is None else torch.zeros(
+        input_shape, dtype=first.dtype, device=first.device)
     for hook in net._forward_pre_hooks.values():  # e.g. resnet18's InputCheck
         if isinstance(hook, InputCheck):
             hook(net, (X,))
