@@ -428,7 +428,7 @@ def _exporter() -> Any:
         extra_template_basedirs=[str(TEMPLATES)],
         exclude_input_prompt=True,
         exclude_output_prompt=True,
-        embed_images=True,
+        embed_images=False,  # True would pass HTML blocks through bs4, closing <details> early
         sanitize_html=False,
     )
 
