@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 COURSE_TITLE = "Residual Networks in PyTorch"
-SUBTITLE = "d2l-resnet: five notebooks, from one residual block to a trained ResNet-18"
+SUBTITLE = "d2l-resnet: a course in five notebooks, trained on Fashion-MNIST"
 INTRO = (
     "A residual network adds a block's input to its output, <em>y</em> = <em>F</em>(<em>x</em>)"
     " + <em>x</em>, so every block only has to learn a correction to the identity. That small"
@@ -65,11 +65,11 @@ INTRO = (
 # One line per notebook for the index, by number; a notebook missing here is summarized
 # by the first sentence of its introduction.
 SUMMARIES: dict[str, str] = {
-    "01": "The building block y = F(x) + x, why the 1x1 shortcut exists, shapes checked.",
-    "02": "ResNet-18 assembled from stages b1 to b5: output shapes, parameters, FLOPs.",
-    "03": "Fashion-MNIST offline or online, a labelled image grid, two ways to load it.",
-    "04": "Training on a CPU: whole-test-set accuracy, live curves, mistakes, a checkpoint.",
-    "05": "Why residual networks train at depth: the gradient identity, measured.",
+    "01": "What a residual block computes, and when its shortcut needs a 1x1 convolution.",
+    "02": "ResNet-18 assembled stage by stage: output shapes, parameters and FLOPs per layer.",
+    "03": "Where the data comes from (offline too), how it is verified, and a fast loader.",
+    "04": "A correct training loop on a CPU: live curves, accuracy, mistakes, checkpoints.",
+    "05": "Why the residual sum turns multiplied gradients into added ones, derived and measured.",
 }
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 RUN_INFO_PATTERN = re.compile(r"^profile (?P<profile>[\w-]+) \| (?P<rest>d2l_resnet .*)$", re.M)
@@ -351,18 +351,23 @@ def execute_notebooks(notebooks: Sequence[Path], build_dir: Path, profile: str,
         code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
         log(f"[{i}/{total}] {source.stem}: executing {code_cells} code cells "
             f"(profile {profile}) ...")
-        done = {"n": 0}
+        state = {"done": 0, "cell": 0}
+
+        def on_cell_execute(cell: Any, cell_index: int, _state: dict[str, int] = state) -> None:
+            _state["cell"] = cell_index + 1
 
         def on_cell_executed(cell: Any, cell_index: int, execute_reply: Any,
-                             _done: dict[str, int] = done, _n: int = code_cells) -> None:
-            _done["n"] += 1
+                             _state: dict[str, int] = state, _n: int = code_cells) -> None:
+            _state["done"] += 1
             if tty:
-                print(f"\r      cell {_done['n']}/{_n}", end="", flush=True)
+                print(f"\r      code cell {_state['done']}/{_n}", end="", flush=True)
 
         client = NotebookClient(
             nb, timeout=timeout, kernel_name="python3",
             resources={"metadata": {"path": str(source.parent.resolve())}},
-            on_cell_executed=on_cell_executed)
+            on_cell_execute=on_cell_execute, on_cell_executed=on_cell_executed,
+            # ipykernel warns on every start that its local TCP channels are unencrypted.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"])
         start = time.perf_counter()
         try:
             client.execute()
@@ -371,8 +376,8 @@ def execute_notebooks(notebooks: Sequence[Path], build_dir: Path, profile: str,
             if tty:
                 print()
             raise RuntimeError(
-                f"{source.name} failed in cell {done['n'] + 1}; the partly executed notebook "
-                f"is {target}\n{err}") from err
+                f"{source.name} failed in cell {state['cell']} of {len(nb.cells)}; the partly "
+                f"executed notebook is {target}\n{err}") from err
         nbformat.write(nb, target)
         if tty:
             print("\r", end="")
@@ -564,7 +569,8 @@ def _write_index(out_dir: Path, pages: Sequence[Page], base: Mapping[str, Any]) 
             entry = runs.setdefault(page.run.line, dict(_run_context(page.run) or {}, count=0))
             entry["count"] += 1
     site = dict(base, intro=INTRO, runs=list(runs.values()), pages=[
-        {"href": p.href, "number": p.number, "title": p.title, "summary": p.summary,
+        {"href": p.href, "number": p.number, "summary": p.summary,
+         "title": re.sub(r"^\d+\.\s+", "", p.title),  # the entry shows its number already
          "ipynb_href": f"downloads/{p.ipynb.name}",
          "py_href": f"downloads/{p.py.name if p.py else p.ipynb.name}"} for p in pages])
     text = env.get_template("home.html.j2").render(site=site)
