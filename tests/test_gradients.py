@@ -257,3 +257,23 @@ def test_fashion_mnist_features_pools_normalizes_and_subsets(monkeypatch) -> Non
         fashion_mnist_features(4, pool=3)
     with pytest.raises(ValueError, match="at most 10"):
         fashion_mnist_features(11)
+
+
+@pytest.mark.parametrize(("env", "progress", "bar"), [("1", None, False), ("", None, True),
+                                                      ("1", True, True), ("", False, False)])
+def test_train_stack_progress_bar_follows_argument_then_environment(monkeypatch, env, progress,
+                                                                   bar) -> None:
+    import tqdm.auto
+
+    made = []
+
+    def fake_tqdm(iterable, **kwargs):
+        made.append(kwargs)
+        return iterable
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", fake_tqdm)
+    monkeypatch.setenv("TQDM_DISABLE", env)
+    X, y = _easy_task(64)
+    train_stack(make_stack(1, width=4, in_features=16), X, y, num_steps=2, batch_size=32,
+                progress=progress, name="run")
+    assert bool(made) == bar

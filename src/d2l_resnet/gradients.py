@@ -17,7 +17,8 @@ the degradation experiment of He et al. 2015, Fig. 1 (:func:`train_stack`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -317,7 +318,8 @@ class TrainHistory:
 
 def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int,
                 batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
-                seed: int = 0, name: str = "", progress: bool = True) -> TrainHistory:
+                seed: int = 0, name: str = "", progress: bool | None = None
+                ) -> TrainHistory:
     """Train ``net`` with minibatch SGD on the tensors ``X, y``; record every step's loss.
 
     Minibatches are drawn by a seeded generator, so the same call gives the same batches
@@ -333,7 +335,9 @@ def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int
         momentum: SGD momentum.
         seed: Seed of the minibatch order.
         name: Name of the run, kept in the history (e.g. "plain, 32 layers").
-        progress: Show a ``tqdm.auto`` progress bar (``TQDM_DISABLE=1`` hides it).
+        progress: Show a ``tqdm.auto`` progress bar. None: show it unless the
+            environment sets ``TQDM_DISABLE=1`` (tqdm's notebook bar ignores that
+            variable, so it is read here).
 
     Returns:
         The training loss of every step.
@@ -347,17 +351,21 @@ def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int
                          f"{tuple(X.shape)} and {tuple(y.shape)}")
     if batch_size > X.shape[0]:
         raise ValueError(f"batch_size {batch_size} is larger than the {X.shape[0]} examples")
-    from tqdm.auto import tqdm
+    if progress is None:
+        progress = os.environ.get("TQDM_DISABLE", "").strip().lower() not in (
+            "1", "true", "yes")
+    steps: Iterable[int] = range(num_steps)
+    if progress:
+        from tqdm.auto import tqdm
 
+        steps = tqdm(steps, desc=name or "train", leave=False)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     history = TrainHistory(name)
     net.train()
     perm = torch.randperm(X.shape[0], generator=gen)
     pos = 0
-    # Pass ``disable`` only to switch the bar off, so that TQDM_DISABLE=1 still applies.
-    bar_options = {} if progress else {"disable": True}
-    for _ in tqdm(range(num_steps), desc=name or "train", leave=False, **bar_options):
+    for _ in steps:
         if pos + batch_size > X.shape[0]:
             perm, pos = torch.randperm(X.shape[0], generator=gen), 0
         idx = perm[pos:pos + batch_size]
