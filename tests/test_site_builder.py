@@ -13,6 +13,7 @@ import pytest
 
 from d2l_resnet.site import (
     SITE_MARKER,
+    add_section_links,
     build_site,
     clean_notebook,
     navigation,
@@ -76,6 +77,20 @@ def test_rewrite_links_changes_only_href_and_src() -> None:
     assert "src='files/notebooks/figures/a&amp;b.png'" in out
     assert "alt='02_resnet18.ipynb'" in out  # not a link: unchanged
     assert 'href="https://d2l.ai"' in out
+
+
+def test_section_links_list_the_second_level_headings() -> None:
+    page = (
+        '<body><main class="notebook"><h1 id="Title">Title</h1>'
+        '<h2 id="The-block-(残差块)">The block (残差块)<a class="anchor-link" '
+        'href="#The-block-(残差块)">¶</a></h2><h3 id="Detail">Detail</h3>'
+        '<h2 id="Sizes">Sizes &amp; <code>shapes</code></h2></main></body>')
+    out = add_section_links(page)
+    nav = out[:out.index('<main class="notebook">')]
+    assert re.findall(r'<li><a href="#([^"]+)">(.*?)</a></li>', nav) == [
+        ("The-block-(残差块)", "The block (残差块)"), ("Sizes", "Sizes &amp; shapes")]
+    assert add_section_links("<main class=\"notebook\"><h1 id=\"T\">T</h1></main>") == (
+        '<main class="notebook"><h1 id="T">T</h1></main>')
 
 
 def _notebook(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -36,6 +36,7 @@ __all__ = [
     "Page",
     "RunInfo",
     "SiteReport",
+    "add_section_links",
     "build_site",
     "clean_notebook",
     "execute_notebooks",
@@ -44,6 +45,7 @@ __all__ = [
     "navigation",
     "notebook_summary",
     "notebook_title",
+    "page_sections",
     "parse_run_info",
     "rewrite_links",
     "rewrite_url",
@@ -259,6 +261,32 @@ def rewrite_links(fragment: str, rewrite: Callable[[str], str]) -> str:
         return f"{match.group(1)}{match.group(2)}{html.escape(new)}{match.group(2)}"
 
     return _URL_ATTRIBUTE.sub(replace, fragment)
+
+
+_H2 = re.compile(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', re.S)
+
+
+def page_sections(page_html: str) -> list[tuple[str, str]]:
+    """The ``(id, text)`` of each second-level heading of a page, in order."""
+    sections = []
+    for anchor, inner in _H2.findall(page_html):
+        inner = re.sub(r'<a class="anchor-link".*?</a>', "", inner, flags=re.S)
+        text = " ".join(html.unescape(re.sub(r"<[^>]+>", "", inner)).split())
+        if text:
+            sections.append((anchor, text))
+    return sections
+
+
+def add_section_links(page_html: str, marker: str = '<main class="notebook">') -> str:
+    """Put a list of the page's sections (its ``h2`` headings) just before ``marker``."""
+    sections = page_sections(page_html)
+    if not sections or marker not in page_html:
+        return page_html
+    items = "".join(f'<li><a href="#{anchor}">{html.escape(text)}</a></li>'
+                    for anchor, text in sections)
+    nav = (f'<nav class="page-sections" aria-label="Sections of this notebook">'
+           f'<span class="page-sections-label">On this page</span><ol>{items}</ol></nav>\n')
+    return page_html.replace(marker, nav + marker, 1)
 
 
 def clean_notebook(nb: Any) -> int:
@@ -540,7 +568,7 @@ def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] |
                                   "path": str(page.ipynb.parent.resolve())},
                      "site": site}
         body, _ = exporter.from_notebook_node(nb, resources=resources)
-        (out_dir / page.href).write_text(body, encoding="utf-8")
+        (out_dir / page.href).write_text(add_section_links(body), encoding="utf-8")
         log(f"  {page.href:<34} {page.title}"
             + (f"  [profile {page.run.profile}]" if page.run else "  [no run_info]"))
 
