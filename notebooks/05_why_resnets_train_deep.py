@@ -124,8 +124,8 @@ profile = get_profile()
 # factor $c < 1$, the gradient that reaches $w$ shrinks like $c^k$: it *vanishes*
 # exponentially with depth (and explodes like $c^k$ if $c > 1$).
 #
-# **Residual stacking.** The upper layers are added to a shortcut, $y^{\prime\prime} = y
-# + g(y) = f(x; w) + g(f(x; w))$, and the derivative is a *sum*:
+# **Residual stacking.** The upper layers are added to a shortcut,
+# $y^{\prime\prime} = y + g(y) = f(x; w) + g(f(x; w))$, and the derivative is a *sum*:
 #
 # $$\frac{\partial y^{\prime\prime}}{\partial w} = \frac{\partial y}{\partial w} +
 # \frac{\partial g(y)}{\partial y}\, \frac{\partial y}{\partial w} = \Bigl(I +
@@ -230,7 +230,7 @@ assert torch.allclose(d_residual, residual_formula)
 # vector through a list of blocks and takes each block's Jacobian at the point the
 # forward pass reaches; `chain_jacobian` multiplies them in the order of the chain
 # rule. The loss is $E = \frac{1}{2}\|x_L\|^2$, so $\frac{\partial E}{\partial x_L} =
-# x_L$ exactly.
+# x_L^\top$ exactly (a row vector, hence `x_last @ ...` below).
 
 # %%
 show_source(block_jacobians)
@@ -482,12 +482,13 @@ fig
 
 # %% [markdown]
 # The plain stacks degrade with depth, as in He et al.'s Fig. 1: in the course run the
-# 16-layer plain stack ends with about twice the training loss of the 4-layer one, and
-# the 48-layer one hardly learns at all (its loss stays near $\ln 10 \approx 2.3$, the
-# loss of guessing). The residual twins, with exactly the same layers and the same
-# initial weights, all train about as well as the shallowest network. Adding layers to a
-# residual network cannot make it much harder to optimize, because each block can stay
-# close to the identity, and eq. 5 gives every layer a direct path to the loss.
+# 16-layer plain stack ends with nearly twice the training loss of the 4-layer one, and
+# the 48-layer one hardly learns at all (its loss stays above 2, close to $\ln 10
+# \approx 2.3$, the loss of guessing among 10 classes). The residual twins, with
+# exactly the same layers and the same initial weights, all train about as well as the
+# shallowest network. Here, extra residual layers do not make the network harder to
+# optimize: each block can stay close to the identity, and eq. 5 gives every layer a
+# direct path to the loss.
 #
 # The measurement of the previous section suggests one reason why the deep plain stack
 # fails here. Measured the same way, at initialization, on the first 128 training
