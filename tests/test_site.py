@@ -44,9 +44,9 @@ INSTALL_HINT = (
     "Chromium is needed for the browser test of the course site: install it with "
     "`sudo apt-get install chromium` (Debian/Ubuntu), or point D2L_RESNET_CHROMIUM at a "
     "Chromium or Chrome executable")
-# TeX that MathJax should have replaced; searched in the visible text outside code.
-RAW_MATH = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\(?:frac|partial|sum|mathbf|mathrm|left|"
-                      r"right|begin|operatorname|cdot)\b")
+# TeX that MathJax should have replaced, in the text a reader sees outside code: a dollar,
+# a delimiter like \( or \[, or a command like \frac.
+RAW_MATH = re.compile(r"\$|\\[()\[\]]|\\[A-Za-z]+")
 
 
 def _unavailable(reason: str) -> None:
@@ -196,7 +196,7 @@ def test_page_in_browser(browser: Any, site: Path, server: str, name: str, mode:
         assert math_errors == 0, f"{name}: {math_errors} formulas failed to typeset"
         visible = page.evaluate("""() => {
             const body = document.body.cloneNode(true);
-            body.querySelectorAll('pre, code, script, style, .MathJax_Preview')
+            body.querySelectorAll('pre, code, kbd, script, style, .MathJax_Preview')
                 .forEach(e => e.remove());
             return body.innerText;
         }""")

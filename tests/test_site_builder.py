@@ -19,6 +19,8 @@ from d2l_resnet.site import (
     navigation,
     notebook_title,
     parse_run_info,
+    protect_math,
+    restore_math,
     rewrite_links,
     rewrite_url,
 )
@@ -91,6 +93,23 @@ def test_section_links_list_the_second_level_headings() -> None:
         ("The-block-(残差块)", "The block (残差块)"), ("Sizes", "Sizes &amp; shapes")]
     assert add_section_links("<main class=\"notebook\"><h1 id=\"T\">T</h1></main>") == (
         '<main class="notebook"><h1 id="T">T</h1></main>')
+
+
+def test_math_is_kept_away_from_markdown() -> None:
+    """A formula's ``+`` at a line start is no list item; code keeps its dollars."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    source = ("Added to a shortcut, $y'' = y\n+ g(y)$, and *x* with `$code$`, \\$5,\n"
+              "\\\\(a_1 * b_1\\\\) and\n\n$$a_1 * b_2 < c$$\n\n```\ncost = '$$'\n```\n")
+    text, spans = protect_math(source)
+    assert spans == ["$y'' = y\n+ g(y)$", "\\$", "\\\\(a_1 * b_1\\\\)", "$$a_1 * b_2 < c$$"]
+    out = restore_math(markdown2html_mistune(text), spans)
+    assert "<li>" not in out
+    assert "$y'' = y\n+ g(y)$" in out and "<em>x</em>" in out
+    assert "<code>$code$</code>" in out and "\\$5" in out
+    assert "\\(a_1 * b_1\\)" in out  # Jupyter's double backslash, as MathJax reads it
+    assert "$$a_1 * b_2 &lt; c$$" in out
+    assert "cost" in out and "D2LMATH" not in out
 
 
 def _notebook(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -47,6 +47,8 @@ __all__ = [
     "notebook_title",
     "page_sections",
     "parse_run_info",
+    "protect_math",
+    "restore_math",
     "rewrite_links",
     "rewrite_url",
 ]
@@ -263,6 +265,55 @@ def rewrite_links(fragment: str, rewrite: Callable[[str], str]) -> str:
     return _URL_ATTRIBUTE.sub(replace, fragment)
 
 
+# Markdown cells: code (left alone) or math (kept away from the Markdown parser).
+_CODE_OR_MATH = re.compile(r"""
+    (?P<fence>^[ \t]{0,3}(?P<fchar>`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}(?P=fchar)[ \t]*$|\Z))
+  | (?P<code>(?P<ticks>`+)(?!`).+?(?<!`)(?P=ticks)(?!`))
+  | (?P<math>
+        \\\$                                          # an escaped dollar
+      | \\begin\{(?P<env>[A-Za-z]+\*?)\}.+?\\end\{(?P=env)\}
+      | \$\$(?:[^$\\]|\\.)+?\$\$
+      | \\{1,2}\[(?:(?!\n[ \t]*\n).)+?\\{1,2}\]
+      | \\{1,2}\((?:(?!\n[ \t]*\n).)+?\\{1,2}\)
+      | \$(?:[^$\\\n]|\\.|\n(?![ \t]*\n))+?\$
+    )
+""", re.S | re.M | re.X)
+_MATH_TOKEN = re.compile(r"D2LMATH(\d+)X")
+
+
+def protect_math(markdown: str) -> tuple[str, list[str]]:
+    """Replace the TeX in a Markdown cell by tokens the Markdown parser leaves alone.
+
+    As in JupyterLab, math is taken out before Markdown is parsed, so ``*``, ``_`` or a
+    line starting with ``+`` inside a formula cannot become emphasis or a list. Code spans
+    and fenced blocks keep their dollars.
+
+    Returns:
+        The Markdown with tokens, and the math each token stands for.
+    """
+    spans: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("math") is None:
+            return match.group(0)
+        spans.append(match.group("math"))
+        return f"D2LMATH{len(spans) - 1}X"
+
+    return _CODE_OR_MATH.sub(replace, markdown), spans
+
+
+def restore_math(rendered: str, spans: Sequence[str]) -> str:
+    """Put the math back into the HTML, escaped, with MathJax's delimiters."""
+
+    def replace(match: re.Match[str]) -> str:
+        math = spans[int(match.group(1))]
+        math = re.sub(r"^\\\\([(\[])", r"\\\1", math)  # Jupyter's \\( and \\[
+        math = re.sub(r"\\\\([)\]])$", r"\\\1", math)
+        return html.escape(math, quote=False)
+
+    return _MATH_TOKEN.sub(replace, rendered)
+
+
 _H2 = re.compile(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', re.S)
 
 
@@ -453,6 +504,20 @@ def _copy_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
 
 
+def _markdown_filter(exporter: Any, rewrite: Callable[[str], str]) -> Callable[..., str]:
+    """The page's Markdown filter: nbconvert's, with math protected and links rewritten."""
+    import jinja2
+    from nbconvert.filters import strip_files_prefix
+
+    @jinja2.pass_context
+    def site_markdown(context: Any, source: str) -> str:
+        text, spans = protect_math(source)
+        rendered = strip_files_prefix(exporter.markdown2html(context, text))
+        return rewrite_links(restore_math(rendered, spans), rewrite)
+
+    return site_markdown
+
+
 def _exporter() -> Any:
     from nbconvert import HTMLExporter
 
@@ -555,7 +620,7 @@ def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] |
                 published.add(file)
             return new
 
-        exporter.register_filter("site_links", lambda s, _r=rewrite: rewrite_links(s, _r))
+        exporter.register_filter("site_markdown", _markdown_filter(exporter, rewrite))
         shutil.copy2(page.ipynb, downloads / page.ipynb.name)
         if page.py is not None:
             shutil.copy2(page.py, downloads / page.py.name)
