@@ -20,7 +20,8 @@
 # He et al. trained residual networks of more than a thousand layers: 1202 layers on
 # CIFAR-10 in the paper that introduced ResNet (He, Zhang, Ren and Sun 2015, Sec. 4.2)
 # and a 1001-layer network with identity mappings a year later (He, Zhang, Ren and Sun
-# 2016). A plain stack of that depth does not train at all. The course notebook ends
+# 2016). A plain stack of that depth is hopeless: as measured below, its gradient
+# vanishes or explodes long before the thousandth layer. The course notebook ends
 # with a three-line argument for why the shortcut makes the difference: "turn
 # multiplication into addition". The argument is right in spirit, but it drops a
 # partial sign, never says what $f$ and $g$ are, and blames the vanishing on a small
@@ -396,7 +397,7 @@ fig
 #   *exploding* gradients at initialization, which is what we see too.
 # - **Residual, with BatchNorm: balanced.** The ratio grows only slowly with depth: a
 #   factor of 3 across 10 layers and of 80 across 1000, while 100 plain layers give
-#   $10^{-38}$ or $10^{8}$. Each branch adds a unit-scale signal, so $x_l$ grows with
+#   $10^{-38}$ or $10^{8}$. Each branch adds a signal of fixed scale, so $x_l$ grows with
 #   $l$ and each later branch changes it relatively less: the blocks stay close to the
 #   identity. The slight rise at the input end ($L - l$ near $L$) comes from the first
 #   layers, whose inputs are the smallest: BatchNorm divides by their scale.
