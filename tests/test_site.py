@@ -156,6 +156,9 @@ class PageVisit:
             self.page.wait_for_function(
                 "document.documentElement.getAttribute('data-mathjax') === 'done'",
                 timeout=60_000)
+        # What the typeset math asks for (fonts above all) loads after MathJax is done.
+        self.page.evaluate("document.fonts.ready.then(() => true)")
+        self.page.wait_for_load_state("networkidle")
 
     def close(self) -> None:
         self.context.close()
@@ -183,7 +186,8 @@ def test_page_in_browser(browser: Any, site: Path, server: str, name: str, mode:
     visit = PageVisit(browser, base + name, allowed)
     page = visit.page
     try:
-        assert visit.errors == [], f"console errors on {name}: {visit.errors}"
+        assert visit.errors == [], (
+            f"console errors on {name}: {visit.errors}; failed requests: {visit.failed}")
         assert visit.foreign == [], f"{name} requested other hosts: {visit.foreign}"
         assert visit.failed == [], f"{name}: requests failed: {visit.failed}"
 
