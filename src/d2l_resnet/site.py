@@ -58,7 +58,7 @@ SUBTITLE = "d2l-resnet: a course in five notebooks, trained on Fashion-MNIST"
 INTRO = (
     "A residual network adds a block's input to its output, <em>y</em> = <em>F</em>(<em>x</em>)"
     " + <em>x</em>, so every block only has to learn a correction to the identity. That small"
-    " change is what lets networks of a hundred layers and more train at all. These notebooks"
+    " change is what lets networks of a hundred layers and more train well. These notebooks"
     " build the idea up in PyTorch: the residual block, the ResNet-18 it assembles into,"
     " the Fashion-MNIST data, a training run on a laptop CPU, and why the shortcut keeps"
     " gradients alive at depth.",
@@ -109,8 +109,8 @@ class RunInfo:
 
     @property
     def preview(self) -> bool:
-        """True when the outputs come from a profile other than the course's."""
-        return self.profile != "course"
+        """True when the outputs come from the ``quick`` profile (a small part of the data)."""
+        return self.profile == "quick"
 
     @property
     def line(self) -> str:
