@@ -2,6 +2,20 @@
 
 ``bench data`` times the source notebook's DataLoader pipeline and the in-memory loader
 side by side, in one run on one machine, over the same training set and batch size.
+
+``bench train`` measures, side by side in one process, alternating so that a busy machine
+slows both:
+
+(a) the source notebook's training pipeline: its DataLoader (PIL images through
+    ``ToTensor``, 4 worker processes), its ResNet-18 in fp32 and its loop (plain SGD,
+    ``Accumulator``);
+(b) the project's training step: :func:`d2l_resnet.train.train` with the ``course``
+    recipe (in-memory loader, bfloat16 autocast, channels-last, matrix-product
+    convolutions for b5's one-pixel maps), same model, same batch size;
+(c) the machine's matrix-multiplication peak, bfloat16 where the CPU supports it.
+
+Its last line gives both ratios: (b) / (a), and the FLOP rate of (b) (ResNet-18 at 28x28
+costs three forward passes' worth per training example) over (c).
 """
 
 from __future__ import annotations
@@ -9,17 +23,22 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 __all__ = [
     "DataBenchRow",
+    "TrainBench",
     "bench_data",
+    "bench_train",
     "examples_per_second",
     "format_bench_data",
+    "matmul_gflops",
     "source_pipeline",
+    "train_flops_per_example",
 ]
 
 
@@ -148,3 +167,184 @@ def format_bench_data(rows: Sequence[DataBenchRow], *, batch_size: int = 256,
     lines.append("ratio in-memory / source: " + ", ".join(
         f"{row.ratio:.1f}x at {row.size}x{row.size}" for row in rows))
     return "\n".join(lines)
+
+
+# -- bench train ------------------------------------------------------------------------------
+
+#: Goals of the issue for a 2-core CPU: speed-up over the source, share of the matmul peak.
+SPEEDUP_GOAL = 2.5
+PEAK_SHARE_GOAL = 0.75
+
+
+def train_flops_per_example(size: int = 28) -> float:
+    """FLOPs of one training example of ResNet-18: 3x the forward pass (forward, and the
+    backward's two products per layer), convolutions and the linear layer counted."""
+    from d2l_resnet.model import resnet18, summarize
+
+    rows = summarize(resnet18(), (1, 1, size, size))
+    return 3.0 * sum(r.flops for r in rows)
+
+
+def bf16_supported() -> bool:
+    """Whether the CPU has fast bfloat16 matrix products (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def matmul_gflops(dtype: torch.dtype = torch.bfloat16, sizes: tuple[int, ...] = (1024, 2048,
+                  4096), seconds: float = 0.5) -> tuple[float, int]:
+    """The best GFLOP/s of square matrix products over ``sizes``; returns (GFLOP/s, size)."""
+    best, best_n = 0.0, sizes[0]
+    for n in sizes:
+        a = torch.randn(n, n).to(dtype)
+        b = torch.randn(n, n).to(dtype)
+        a @ b                                                    # warm up
+        reps, t0 = 0, time.perf_counter()
+        while True:
+            a @ b
+            reps += 1
+            dt = time.perf_counter() - t0
+            if dt >= seconds:
+                break
+        rate = 2 * n**3 * reps / dt / 1e9
+        if rate > best:
+            best, best_n = rate, n
+    return best, best_n
+
+
+def source_examples_per_sec(train_iter: object, steps: int, warmup: int) -> float:
+    """Examples/s of the source notebook's loop: its DataLoader, fp32, plain SGD, Xavier."""
+    from d2l_resnet.model import resnet18
+    from d2l_resnet.train import accuracy, init_weights
+
+    net = init_weights(resnet18(), "xavier")
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
+    loss = nn.CrossEntropyLoss()
+    metric = [0.0, 0.0, 0.0]
+    net.train()
+    n, t0 = 0, 0.0
+    for i, (X, y) in enumerate(train_iter):
+        if i == warmup:
+            n, t0 = 0, time.perf_counter()
+        y_hat = net(X)
+        optimizer.zero_grad()
+        l = loss(y_hat, y)   # noqa: E741 (the book's name)
+        l.backward()
+        optimizer.step()
+        # The source's Accumulator: three float() conversions per step.
+        metric = [a + float(b) for a, b in zip(metric, (l * X.shape[0], accuracy(y_hat, y),
+                                                        X.shape[0]), strict=True)]
+        n += X.shape[0]
+        if i + 1 == warmup + steps:
+            break
+    return n / (time.perf_counter() - t0)
+
+
+def project_examples_per_sec(batch_size: int, steps: int, seed: int = 0) -> float:
+    """Examples/s of :func:`d2l_resnet.train.train` with the course recipe.
+
+    Two epochs over ``steps`` batches of the training set; the first warms up, the second
+    is measured (training steps only, as the book's ``examples/sec``).
+    """
+    from d2l_resnet.data import load_data_fashion_mnist_fast
+    from d2l_resnet.model import resnet18
+    from d2l_resnet.profiles import get_profile
+    from d2l_resnet.train import train
+
+    profile = get_profile("course")
+    data = profile.data_kwargs()
+    data.update(batch_size=batch_size, train_subset=steps * batch_size,
+                test_subset=batch_size)
+    train_iter, test_iter = load_data_fashion_mnist_fast(device="cpu", **data)
+    recipe = profile.train_kwargs()
+    recipe.update(num_epochs=2, seed=seed)
+    history = train(resnet18(), train_iter, test_iter, device="cpu", verbose=False,
+                    progress=False, **recipe)
+    return history.examples_per_sec[-1]
+
+
+@dataclass(frozen=True)
+class TrainBench:
+    """What :func:`bench_train` measured (best of its rounds)."""
+
+    batch_size: int
+    source: float            # examples/s
+    project: float           # examples/s
+    peak_gflops: float
+    peak_dtype: str
+    peak_size: int
+    flops_per_example: float
+
+    @property
+    def speedup(self) -> float:
+        """Project over source examples/s."""
+        return self.project / self.source
+
+    @property
+    def project_gflops(self) -> float:
+        """The project's training rate in GFLOP/s (nominal FLOPs of ResNet-18)."""
+        return self.project * self.flops_per_example / 1e9
+
+    @property
+    def peak_share(self) -> float:
+        """The project's GFLOP/s over the matmul peak."""
+        return self.project_gflops / self.peak_gflops
+
+    def report(self) -> str:
+        """The table of results; the last line holds both ratios."""
+        gflop = self.flops_per_example / 1e9
+        return "\n".join([
+            f"batch size {self.batch_size}, 28x28, ResNet-18: {gflop:.3f} GFLOP per training "
+            f"example",
+            f"(a) source pipeline (DataLoader, fp32, SGD)   {self.source:8,.0f} examples/s",
+            f"(b) project step (in-memory, bf16, channels_last, course recipe) "
+            f"{self.project:8,.0f} examples/s = {self.project_gflops:,.0f} GFLOP/s",
+            f"(c) {self.peak_dtype} matmul peak ({self.peak_size}x{self.peak_size})       "
+            f"{self.peak_gflops:8,.0f} GFLOP/s",
+            f"speedup {self.speedup:.2f}x over the source pipeline (goal {SPEEDUP_GOAL}x), "
+            f"{100 * self.peak_share:.1f}% of the {self.peak_dtype} matmul peak "
+            f"(goal {100 * PEAK_SHARE_GOAL:.0f}%)",
+        ])
+
+
+def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds: int = 2,
+                root: str | os.PathLike[str] | None = None, log: Callable[[str], None] | None = None
+                ) -> TrainBench:
+    """Measure (a), (b) and (c) of the module's docstring; the best of ``rounds`` each.
+
+    Args:
+        batch_size: Examples per step, the same for both pipelines.
+        steps: Measured steps per round.
+        warmup: Steps before measuring (the source's workers start, caches fill).
+        rounds: Alternating rounds of (a) and (b).
+        root: Where Fashion-MNIST is (see :func:`d2l_resnet.data.prepare_fashion_mnist`).
+        log: Called with a line after each measurement (e.g. ``print``), or None.
+
+    Raises:
+        ValueError: If a count is not a positive integer.
+    """
+    for name, value in (("batch_size", batch_size), ("steps", steps), ("rounds", rounds)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if (warmup + steps) * batch_size > 60_000:
+        raise ValueError(f"(warmup + steps) * batch_size must be at most 60,000 (one epoch), "
+                         f"got {(warmup + steps) * batch_size:,}; use fewer steps")
+    say = log or (lambda _line: None)
+    torch.manual_seed(0)
+    source_iter = source_pipeline(batch_size, num_workers=4, root=root)
+    sources, projects = [], []
+    for r in range(rounds):
+        sources.append(source_examples_per_sec(source_iter, steps, warmup))
+        say(f"round {r + 1}: source {sources[-1]:,.0f} examples/s")
+        projects.append(project_examples_per_sec(batch_size, steps, seed=r))
+        say(f"round {r + 1}: project {projects[-1]:,.0f} examples/s")
+    dtype = torch.bfloat16 if bf16_supported() else torch.float32
+    peak, size = matmul_gflops(dtype)
+    say(f"{dtype} matmul: {peak:,.0f} GFLOP/s at {size}x{size}")
+    return TrainBench(batch_size=batch_size, source=max(sources), project=max(projects),
+                      peak_gflops=peak, peak_dtype="bf16" if dtype == torch.bfloat16
+                      else "fp32", peak_size=size, flops_per_example=train_flops_per_example())
