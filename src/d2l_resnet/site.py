@@ -599,6 +599,10 @@ def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] |
         notebooks.append(nb)
         pages.append(page)
 
+    for py in sorted(notebooks_dir.glob("[0-9][0-9]_*.py")):
+        if py.stem not in {p.stem for p in pages}:
+            warnings.append(f"{py.name} has no executed .ipynb beside it, so it has no page "
+                            f"(pair it: jupytext --sync {py})")
     page_of = {p.stem: p.href for p in pages}
     nav = navigation([(p.href, p.title) for p in pages])
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
