@@ -261,3 +261,14 @@ def test_bad_arguments_raise_value_error(kwargs: dict, match: str) -> None:
 def test_bad_subset_size_raises_value_error() -> None:
     with pytest.raises(ValueError, match="from 1 to 10"):
         stratified_subset(torch.arange(10), 11)
+
+
+def test_pytorch_threads_are_restored_around_each_batch() -> None:
+    images, labels = _data()
+    before = torch.get_num_threads()
+    loader = InMemoryLoader(images, labels, 8, num_threads=1, resize=12)
+    seen = []
+    for _ in loader:
+        seen.append(torch.get_num_threads())
+    assert seen == [before] * len(loader)
+    assert torch.get_num_threads() == before
