@@ -42,20 +42,24 @@ __all__ = [
 ]
 
 
-def examples_per_second(loader: Iterable, repeats: int = 3) -> list[float]:
-    """Examples per second of ``repeats`` full passes over ``loader``.
+def examples_per_second(loader: Iterable, repeats: int = 3, *,
+                        min_seconds: float = 0.0) -> list[float]:
+    """Examples per second of full passes over ``loader``: ``repeats`` passes, more while
+    they have taken less than ``min_seconds`` in all.
 
     A pass runs from ``iter(loader)`` to its last batch and touches nothing but the
     batch sizes, so it measures what feeding a training loop costs per epoch, worker
-    start-up included for a DataLoader.
+    start-up included for a DataLoader. Short passes are repeated more (``min_seconds``)
+    so that a median of them is not at the mercy of one busy moment of the machine.
 
     Raises:
         ValueError: If ``repeats`` is not a positive integer or the loader is empty.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    rates = []
-    for _ in range(repeats):
+    rates: list[float] = []
+    begin = time.perf_counter()
+    while len(rates) < repeats or time.perf_counter() - begin < min_seconds:
         start, n = time.perf_counter(), 0
         for _, y in loader:
             n += len(y)
@@ -124,7 +128,8 @@ def bench_data(sizes: Sequence[int] = (28, 96), *, batch_size: int = 256,
         sizes: Image side lengths; 28 means no resize.
         batch_size: Examples per batch, for both.
         source_repeats: Passes of the source pipeline per size (each takes seconds).
-        fast_repeats: Passes of the in-memory loader per size.
+        fast_repeats: Passes of the in-memory loader per size, at least (its short
+            passes are repeated for 2 seconds in all, interleaved with the source's).
         num_workers: Worker processes of the source pipeline.
         device: Where the in-memory loader works (default: the CPU).
         root: A folder holding the data (see :func:`d2l_resnet.data.prepare_fashion_mnist`).
@@ -142,8 +147,14 @@ def bench_data(sizes: Sequence[int] = (28, 96), *, batch_size: int = 256,
         fast = InMemoryLoader(images, labels, batch_size, shuffle=True, resize=resize,
                               device=device)
         next(iter(fast))   # warm-up: the first call of a kernel pays for its set-up
-        rows.append(DataBenchRow(size, examples_per_second(source, source_repeats),
-                                 examples_per_second(fast, fast_repeats)))
+        # Interleaved, so that both meet the same moments of a shared machine.
+        source_rates: list[float] = []
+        fast_rates: list[float] = []
+        for i in range(source_repeats):
+            source_rates += examples_per_second(source, 1)
+            share = -(-fast_repeats // source_repeats) if i < fast_repeats else 1
+            fast_rates += examples_per_second(fast, share, min_seconds=2.0 / source_repeats)
+        rows.append(DataBenchRow(size, source_rates, fast_rates))
     return rows
 
 
