@@ -11,7 +11,12 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["plot_cost_shares", "plot_grad_norms", "plot_loss_panels"]
+__all__ = [
+    "plot_cost_shares",
+    "plot_grad_norms",
+    "plot_image_grid",
+    "plot_loss_panels",
+]
 
 
 def plot_cost_shares(
@@ -190,4 +195,37 @@ def plot_loss_panels(
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(frameon=False, fontsize=8)
     axes[0].set_ylabel(ylabel)
+    return fig
+
+
+def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
+                    scale: float = 1.1) -> Figure:
+    """A grid of grayscale images, each titled (e.g. Fashion-MNIST examples by class).
+
+    Args:
+        images: Images of shape (N, H, W) (a tensor or array; uint8 or float); dark on
+            light, the garments drawn in black as in a catalogue.
+        titles: N titles, one per image (e.g. the class names).
+        ncols: Images per row.
+        scale: Inches per image.
+
+    Raises:
+        ValueError: If there is no image, the numbers of images and titles differ, or
+            ``ncols`` is not a positive integer.
+    """
+    n = len(images)
+    if n == 0 or len(titles) != n:
+        raise ValueError(f"expected N >= 1 images and N titles, got {n} images and "
+                         f"{len(titles)} titles")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(ncols * scale, nrows * scale * 1.2), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k], cmap="gray_r")
+            ax.set_title(titles[k], fontsize=7)
     return fig
