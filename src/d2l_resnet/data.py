@@ -561,11 +561,7 @@ class InMemoryLoader:
         self.seed = seed
         self.max_shift = max_shift
         self.num_threads = num_threads
-        # x / 255 then (x - mean) / std, as one multiply and one subtract.
-        if self.normalize:
-            self._scale, self._shift = 1.0 / (255.0 * std), mean / std
-        else:
-            self._scale, self._shift = 1.0 / 255.0, 0.0
+        self._scale, self._shift = 1.0 / (255.0 * std), mean / std
         self._next_epoch = 0      # the epoch the next iter() runs
         self._next_batch = 0      # the batch it starts from (nonzero after a mid-epoch resume)
         self._position: tuple[int, int] | None = None   # (epoch, batches yielded) while iterating
@@ -633,11 +629,10 @@ class InMemoryLoader:
         x = x.unsqueeze(1)                                                   # (B, 1, H, W)
         if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
             x = self._resize(x)                                              # (B, 1, S, S)
-        # uint8 -> float32 in [0, 1], normalized: x * scale - shift.
-        x = x.float().mul_(self._scale)
-        if self._shift:
-            x = x.sub_(self._shift)
-        return x, self.labels.index_select(0, idx)
+        if not self.normalize:    # x / 255, bit for bit what ToTensor computes
+            return x.float().div_(255), self.labels.index_select(0, idx)
+        # (x / 255 - mean) / std as x * scale - shift: one multiply and one subtract.
+        return x.float().mul_(self._scale).sub_(self._shift), self.labels.index_select(0, idx)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         """Bilinear, antialiased resize of a uint8 batch (B, 1, H, W) to (B, 1, S, S).
