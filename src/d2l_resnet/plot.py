@@ -12,10 +12,15 @@ from typing import Any
 from matplotlib.figure import Figure
 
 __all__ = [
+    "LivePlot",
+    "figure_png",
+    "plot_confusion_matrix",
     "plot_cost_shares",
     "plot_grad_norms",
+    "plot_history",
     "plot_image_grid",
     "plot_loss_panels",
+    "plot_misclassified",
 ]
 
 
@@ -195,6 +200,142 @@ def plot_loss_panels(
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(frameon=False, fontsize=8)
     axes[0].set_ylabel(ylabel)
+    return fig
+
+
+# -- training curves, confusion matrix, misclassified images (d2l_resnet.train) ------------
+
+
+def _history_axes(fig: Figure, history: Any, num_epochs: int | None) -> None:
+    """Draw the loss (left) and the accuracies (right) of a training history on ``fig``."""
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    points = list(history.points)
+    xs = [p[0] for p in points]
+    ax_loss.plot(xs, [p[1] for p in points], color="C0", label="train loss")
+    ax_acc.plot(xs, [p[2] for p in points], color="C1", label="train acc")
+    ax_acc.plot(list(history.epochs), list(history.test_acc), "o-", color="C2",
+                label="test acc")
+    last = num_epochs or (max(xs) if xs else 1)
+    for ax, ylabel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlim(0, max(1, last))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(frameon=False, fontsize=8)
+    ax_acc.set_ylim(0, 1)
+
+
+def plot_history(history: Any, num_epochs: int | None = None,
+                 figsize: tuple[float, float] = (7.0, 2.8)) -> Figure:
+    """The curves of a :class:`d2l_resnet.train.History`: loss, train and test accuracy.
+
+    Args:
+        history: What :func:`d2l_resnet.train.train` returned (or holds so far).
+        num_epochs: Fix the x axis to this many epochs (a live plot does not rescale).
+        figsize: Width and height in inches.
+    """
+    fig = Figure(figsize=figsize, layout="constrained")
+    _history_axes(fig, history, num_epochs)
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (what a notebook stores; nbval does not compare PNG)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+class LivePlot:
+    """Training curves in a notebook, one PNG redrawn in place through a display handle.
+
+    Pass it as ``on_update`` to :func:`d2l_resnet.train.train`: the first call displays
+    the figure with ``display(..., display_id=True)``, later calls ``handle.update(...)``,
+    so the notebook keeps one figure (``clear_output`` would leave nbval a different
+    output list). Outside IPython it draws nothing unless asked for :attr:`figure`.
+
+    Args:
+        num_epochs: The x axis runs from 0 to this many epochs.
+        figsize: Width and height in inches.
+    """
+
+    def __init__(self, num_epochs: int | None = None,
+                 figsize: tuple[float, float] = (7.0, 2.8)) -> None:
+        self.num_epochs = num_epochs
+        self.figsize = figsize
+        self.handle: Any = None
+        self.figure: Figure | None = None
+
+    def __call__(self, history: Any) -> None:
+        from IPython.display import Image, display
+
+        self.figure = plot_history(history, self.num_epochs, self.figsize)
+        image = Image(data=figure_png(self.figure), format="png")
+        if self.handle is None:
+            self.handle = display(image, display_id=True)
+        else:
+            self.handle.update(image)
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str],
+                          figsize: tuple[float, float] = (5.6, 4.8)) -> Figure:
+    """A confusion matrix: rows are true classes, columns predicted, counts in the cells.
+
+    Raises:
+        ValueError: If the matrix is not square with one row per label.
+    """
+    rows = [[int(v) for v in row] for row in matrix]
+    k = len(labels)
+    if len(rows) != k or any(len(r) != k for r in rows):
+        raise ValueError(f"matrix must be {k}x{k} (one row and column per label), got "
+                         f"{len(rows)} rows of lengths {sorted({len(r) for r in rows})}")
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(rows, cmap="Blues")
+    top = max(max(r) for r in rows) if rows else 0
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                    color="white" if v > top / 2 else "black")
+    ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def plot_misclassified(images: Any, true_labels: Sequence[str], pred_labels: Sequence[str],
+                       ncols: int = 8, scale: float = 1.2) -> Figure:
+    """A grid of images titled ``true -> predicted`` (e.g. the test set's mistakes).
+
+    Args:
+        images: Images of shape (N, H, W) (a tensor or array; uint8 or float).
+        true_labels: N names of the true classes.
+        pred_labels: N names of the predicted classes.
+        ncols: Images per row.
+        scale: Inches per image.
+
+    Raises:
+        ValueError: If the lengths differ or there is no image.
+    """
+    n = len(images)
+    if n == 0 or len(true_labels) != n or len(pred_labels) != n:
+        raise ValueError(f"expected N >= 1 images with N true and N predicted labels, got "
+                         f"{n} images, {len(true_labels)} and {len(pred_labels)} labels")
+    if ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(ncols * scale, nrows * scale * 1.25), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k], cmap="gray_r")
+            ax.set_title(f"{true_labels[k]}\n-> {pred_labels[k]}", fontsize=7)
     return fig
 
 
