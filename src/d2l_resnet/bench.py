@@ -259,16 +259,15 @@ def project_examples_per_sec(batch_size: int, steps: int, seed: int = 0) -> floa
     Two epochs over ``steps`` batches of the training set; the first warms up, the second
     is measured (training steps only, as the book's ``examples/sec``).
     """
-    from d2l_resnet.data import load_data_fashion_mnist_fast
+    import dataclasses
+
     from d2l_resnet.model import resnet18
     from d2l_resnet.profiles import get_profile
-    from d2l_resnet.train import train
+    from d2l_resnet.train import load_data_for_profile, train
 
-    profile = get_profile("course")
-    data = profile.data_kwargs()
-    data.update(batch_size=batch_size, train_subset=steps * batch_size,
-                test_subset=batch_size)
-    train_iter, test_iter = load_data_fashion_mnist_fast(device="cpu", **data)
+    profile = dataclasses.replace(get_profile("course"), batch_size=batch_size,
+                                  train_subset=steps * batch_size, test_subset=batch_size)
+    train_iter, test_iter = load_data_for_profile(profile, device="cpu")
     recipe = profile.train_kwargs()
     recipe.update(num_epochs=2, seed=seed)
     history = train(resnet18(), train_iter, test_iter, device="cpu", verbose=False,

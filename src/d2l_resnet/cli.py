@@ -121,11 +121,10 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.lr is not None and not 0 < args.lr < float("inf"):
         raise ValueError(f"--lr must be a positive number (the book uses 0.05), got {args.lr}")
     if args.resize is not None:
-        from d2l_resnet.model import ResNet18
+        from d2l_resnet.model import MIN_SIZE
 
-        _check_option("--resize", args.resize, ResNet18.MIN_SIZE,
-                      f"at least {ResNet18.MIN_SIZE} (the network's smallest input; the "
-                      f"book uses 96)")
+        _check_option("--resize", args.resize, MIN_SIZE,
+                      f"at least {MIN_SIZE} (the network's smallest input; the book uses 96)")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
     if args.resume and not args.checkpoint.is_file():
@@ -137,15 +136,13 @@ def _run_train(args: argparse.Namespace) -> int:
                  if v is not None}
     profile = dataclasses.replace(profile, **overrides)
 
-    from d2l_resnet.data import load_data_fashion_mnist_fast
     from d2l_resnet.model import resnet18
-    from d2l_resnet.train import get_device, load_checkpoint, train
+    from d2l_resnet.train import get_device, load_checkpoint, load_data_for_profile, train
 
     device = get_device(args.device)
     if args.resume:
         load_checkpoint(args.checkpoint)          # an unreadable file fails here, early
-    train_iter, test_iter = load_data_fashion_mnist_fast(root=args.root, device=device,
-                                                         **profile.data_kwargs())
+    train_iter, test_iter = load_data_for_profile(profile, root=args.root, device=device)
     if not args.quiet:
         _log(f"profile {profile.name}: {profile.num_epochs} epochs, lr {profile.lr:g}, "
              f"batch {profile.batch_size}, size {profile.resize or 28}, "

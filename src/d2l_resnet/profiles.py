@@ -18,8 +18,9 @@ keyword arguments of :func:`d2l_resnet.train.train`):
   * SGD with Nesterov momentum 0.9 and a one-cycle rate (warm-up to 0.1, cosine down to
     nearly zero): fast progress early, a careful finish.
   * Weight decay 5e-4 and label smoothing 0.1: less over-confidence, better test accuracy.
-  * Random flips and 2-pixel shifts: more data for free (clothes are left-right
-    symmetric, and a small shift keeps the item in frame).
+  * Random horizontal flips: more data for free (clothes are left-right symmetric).
+    Shifts of 2 pixels as well regularized too much for 12 epochs: the network
+    underfit (train accuracy 0.924, test 0.918 in a 12-epoch run with them).
   * Normalized inputs, bfloat16 autocast and channels-last memory: the CPU's fast paths.
 """
 
@@ -53,7 +54,8 @@ class Profile:
         label_smoothing: Label smoothing of the cross-entropy loss.
         schedule: ``"constant"`` or ``"onecycle"`` (see :func:`d2l_resnet.train.train`).
         init: ``"xavier"`` (the source), ``"kaiming"`` or ``"default"``.
-        augment: Random flips and 2-pixel shifts of the training images.
+        augment: Random horizontal flips (and shifts) of the training images.
+        max_shift: Largest random shift of ``augment``, in pixels (0: flips only).
         normalize: Normalize the inputs (False: pixels in [0, 1], as ``ToTensor``).
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
         channels_last: Channels-last memory format.
@@ -75,6 +77,7 @@ class Profile:
     schedule: str = "constant"
     init: str = "xavier"
     augment: bool = False
+    max_shift: int = 2
     normalize: bool = False
     precision: str = "fp32"
     channels_last: bool = False
@@ -104,7 +107,8 @@ class Profile:
 
 _COURSE_RECIPE: dict[str, Any] = {
     "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1,
-    "schedule": "onecycle", "init": "kaiming", "augment": True, "normalize": True,
+    "schedule": "onecycle", "init": "kaiming", "augment": True, "max_shift": 0,
+    "normalize": True,
     "precision": "bf16", "channels_last": True, "matmul_convs": True,
 }
 

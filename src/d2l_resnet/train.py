@@ -41,6 +41,7 @@ __all__ = [
     "get_device",
     "init_weights",
     "load_checkpoint",
+    "load_data_for_profile",
     "predict",
     "save_checkpoint",
     "set_seed",
@@ -303,6 +304,23 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
     return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
 
 
+def load_data_for_profile(profile: Any, root: str | os.PathLike[str] | None = None,
+                          device: torch.device | str | None = None
+                          ) -> tuple[Iterable, Iterable]:
+    """``(train_iter, test_iter)`` of Fashion-MNIST as a :class:`~d2l_resnet.profiles.Profile`
+    asks: its batch size, image size, subsets, normalization and augmentation.
+
+    The in-memory loaders of :func:`d2l_resnet.data.load_data_fashion_mnist_fast`, with
+    the training loader's shifts limited to ``profile.max_shift`` pixels.
+    """
+    from d2l_resnet.data import load_data_fashion_mnist_fast
+
+    train_iter, test_iter = load_data_fashion_mnist_fast(root=root, device=device,
+                                                         **profile.data_kwargs())
+    train_iter.max_shift = profile.max_shift
+    return train_iter, test_iter
+
+
 # -- the history of a run --------------------------------------------------------------------
 
 
@@ -532,9 +550,9 @@ def train(
             epoch, random states, history), atomically.
         resume: Continue from ``checkpoint`` (which must exist): the run ends with the
             same metrics as one that was never interrupted.
-        max_loss: Stop with :class:`DivergenceError` when the loss (averaged over the
-            last 10 steps) exceeds this; default ``3 * ln(num_classes)``, three times the
-            loss of a uniform guess.
+        max_loss: Stop with :class:`DivergenceError` when the loss averaged over the
+            last 10 steps exceeds this; default ``3 * ln(num_classes)``, three times the
+            loss of a uniform guess. A NaN or infinite loss stops the run at once.
         verbose: Print ``training on DEVICE``, one line per epoch and the book's final
             lines.
         progress: A ``tqdm.auto`` bar over each epoch's batches; None: on unless the
@@ -604,13 +622,11 @@ def train(
         if state.get("loader") is not None and hasattr(train_iter, "load_state_dict"):
             train_iter.load_state_dict(state["loader"])
 
-    if max_loss is None:
-        num_classes = getattr(net, "num_classes", 10)
-        max_loss = 3 * math.log(num_classes)
     if verbose:
         print(f"training on {device}" + (f", resuming after epoch {start_epoch}"
                                          if start_epoch else ""))
 
+    recent: list[float] = []       # the last 10 losses, for the divergence check
     for epoch in range(start_epoch, num_epochs):
         net.train()
         t0 = time.perf_counter()
@@ -618,7 +634,6 @@ def train(
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.float64)
         n = 0
-        recent: list[float] = []
         report_every = max(1, (num_batches or 5) // 5)
         bar = _progress(train_iter, progress, num_batches, f"epoch {epoch + 1}/{num_epochs}")
         t_step = time.perf_counter()
@@ -637,8 +652,11 @@ def train(
                 correct += (y_hat.argmax(dim=1) == y).sum()
             n += y.numel()
             l_value = float(l.detach())
+            if max_loss is None:       # three times the loss of a uniform guess
+                max_loss = 3 * math.log(y_hat.shape[1])
             recent = [*recent[-9:], l_value]
-            if not math.isfinite(l_value) or sum(recent) / len(recent) > max_loss:
+            if not math.isfinite(l_value) or (len(recent) == 10
+                                               and sum(recent) / 10 > max_loss):
                 what = (f"the loss is {l_value}" if not math.isfinite(l_value) else
                         f"the loss averaged {sum(recent) / len(recent):.2f} over the last "
                         f"{len(recent)} steps, above {max_loss:.2f}")
