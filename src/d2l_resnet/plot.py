@@ -360,6 +360,8 @@ def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
                          f"{len(titles)} titles")
     if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    if hasattr(images, "detach"):      # a torch tensor: matplotlib reads numpy arrays
+        images = images.detach().cpu().numpy()
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig = Figure(figsize=(ncols * scale, nrows * scale * 1.2), layout="constrained")
