@@ -274,3 +274,13 @@ def test_pytorch_threads_are_restored_around_each_batch() -> None:
         seen.append(torch.get_num_threads())
     assert seen == [before] * len(loader)
     assert torch.get_num_threads() == before
+
+
+def test_max_shift_zero_flips_only() -> None:
+    images, labels = _data()
+    plain = next(iter(InMemoryLoader(images, labels, N, normalize=False)))[0]
+    X, _ = next(iter(InMemoryLoader(images, labels, N, normalize=False, augment=True,
+                                    max_shift=0)))
+    assert all(torch.equal(x, p) or torch.equal(x, p.flip(-1))
+               for x, p in zip(X, plain, strict=True))
+    assert not torch.equal(X, plain)

@@ -740,7 +740,7 @@ def load_data_fashion_mnist_fast(batch_size: int, resize: int | None = None,
                                  device: torch.device | str | None = None,
                                  augment: bool = False, normalize: bool = True,
                                  seed: int = 0, train_subset: int | None = None,
-                                 test_subset: int | None = None,
+                                 test_subset: int | None = None, max_shift: int = 2,
                                  ) -> tuple[InMemoryLoader, InMemoryLoader]:
     """Fashion-MNIST as two :class:`InMemoryLoader` (the fast path; same data, same shapes).
 
@@ -756,6 +756,7 @@ def load_data_fashion_mnist_fast(batch_size: int, resize: int | None = None,
         train_subset: Use only this many training examples (a fixed stratified subset
             drawn from ``seed``), or None for all 60,000.
         test_subset: The same for the 10,000 test examples.
+        max_shift: Largest shift of ``augment``, in pixels (0: flips only).
 
     Returns:
         ``(train_iter, test_iter)``: the training set shuffled (and augmented if asked),
@@ -776,5 +777,6 @@ def load_data_fashion_mnist_fast(batch_size: int, resize: int | None = None,
             raise ValueError(f"{split}_subset must be at most {len(labels)}, got {subset}")
         loaders.append(InMemoryLoader(images, labels, batch_size, shuffle=train,
                                       resize=resize, normalize=normalize,
-                                      augment=augment and train, device=device, seed=seed))
+                                      augment=augment and train, device=device, seed=seed,
+                                      max_shift=max_shift))
     return loaders[0], loaders[1]
