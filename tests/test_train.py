@@ -251,6 +251,9 @@ def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
     (16, 24, 1, 3, 1),     # b5's 3x3 convolutions on a 1x1 map
     (16, 24, 2, 3, 2),     # b5's first convolution: 2x2 -> 1x1
     (16, 24, 2, 1, 2),     # b5's 1x1 shortcut
+    (16, 24, 2, 3, 1),     # b4's 3x3 convolutions on 2x2 maps: the dense linear map
+    (16, 24, 3, 3, 1),     # 3x3 maps, still at most kh*kw pixels
+    (16, 24, 3, 3, 2),     # a stride with some taps on padding only
     (16, 24, 4, 3, 1),     # larger maps: falls back to nn.Conv2d
 ])
 def test_matmul_conv_matches_conv2d_in_value_and_gradient(c_in: int, c_out: int, size: int,

@@ -290,6 +290,7 @@ class TrainBench:
     peak_dtype: str
     peak_size: int
     flops_per_example: float
+    fp32_gflops: float | None = None
 
     @property
     def speedup(self) -> float:
@@ -316,7 +317,9 @@ class TrainBench:
             f"(b) project step (in-memory, bf16, channels_last, course recipe) "
             f"{self.project:8,.0f} examples/s = {self.project_gflops:,.0f} GFLOP/s",
             f"(c) {self.peak_dtype} matmul peak ({self.peak_size}x{self.peak_size})       "
-            f"{self.peak_gflops:8,.0f} GFLOP/s",
+            f"{self.peak_gflops:8,.0f} GFLOP/s"
+            + (f" (fp32: {self.fp32_gflops:,.0f} GFLOP/s)"
+               if self.fp32_gflops is not None and self.peak_dtype != "fp32" else ""),
             f"speedup {self.speedup:.2f}x over the source pipeline (goal {SPEEDUP_GOAL}x), "
             f"{100 * self.peak_share:.1f}% of the {self.peak_dtype} matmul peak "
             f"(goal {100 * PEAK_SHARE_GOAL:.0f}%)",
@@ -359,6 +362,8 @@ def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds:
     dtype = torch.bfloat16 if bf16_supported() else torch.float32
     peak, size = matmul_gflops(dtype)
     say(f"{dtype} matmul: {peak:,.0f} GFLOP/s at {size}x{size}")
+    fp32 = matmul_gflops(torch.float32)[0] if dtype != torch.float32 else None
     return TrainBench(batch_size=batch_size, source=max(sources), project=max(projects),
                       peak_gflops=peak, peak_dtype="bf16" if dtype == torch.bfloat16
-                      else "fp32", peak_size=size, flops_per_example=train_flops_per_example())
+                      else "fp32", peak_size=size, flops_per_example=train_flops_per_example(),
+                      fp32_gflops=fp32)

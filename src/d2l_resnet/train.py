@@ -164,15 +164,23 @@ def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
 
 
 class MatmulConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that computes as one matrix product when its output is a single pixel.
+    """``nn.Conv2d`` that computes as one matrix product on tiny feature maps.
 
-    At 28x28 the last stage of ResNet-18 (b5) sees 2x2 and 1x1 feature maps: a padded 3x3
-    convolution of a 1x1 map multiplies eight of its nine taps by zero padding. oneDNN's
-    convolution does all nine, slowly at these shapes; here the taps that meet real pixels
-    are cut out and the output computed as ``X @ W.T + b``, which the CPU's matrix
-    units run many times faster. The result and the gradients are those of ``nn.Conv2d``
-    (the taps that only meet padding get zero gradient either way), the parameters and the
-    ``state_dict`` are the same; any other shape falls back to ``nn.Conv2d``.
+    At 28x28 the last stages of ResNet-18 see 2x2 (b4) and 1x1 (b5) feature maps, where a
+    padded 3x3 convolution multiplies most of its taps by zero padding and oneDNN's
+    convolution is slow. On such maps a convolution is a plain linear map from the
+    ``C*H*W`` input numbers to the ``O*Ho*Wo`` output numbers; this module computes it
+    as one matrix product, which the CPU's matrix units run many times faster:
+
+    - one output pixel (b5): the kernel taps that meet real pixels are cut out, and
+      ``Y = X @ W.T + b``;
+    - maps of at most ``kh*kw`` pixels (b4's 2x2): the kernel is spread into the
+      ``(C*H*W, O*Ho*Wo)`` matrix of the linear map (each weight copied to every place
+      it is applied, zero where a tap meets padding).
+
+    The outputs and gradients are those of ``nn.Conv2d`` (up to rounding), the
+    parameters and the ``state_dict`` are the same; other shapes fall back to
+    ``nn.Conv2d``.
     """
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -183,15 +191,46 @@ class MatmulConv2d(nn.Conv2d):
                 or isinstance(self.padding, str)):
             return super().forward(X)
         ph, pw = self.padding
-        if (H + 2 * ph - kh) // sh + 1 != 1 or (W + 2 * pw - kw) // sw + 1 != 1:
+        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        if Ho == 1 and Wo == 1:
+            # The single output pixel reads input rows 0..r-1 and columns 0..c-1 through
+            # taps ph..ph+r-1 and pw..pw+c-1 of the kernel; the others meet only padding.
+            r, c = min(H, kh - ph), min(W, kw - pw)
+            cols = X[:, :, :r, :c].reshape(N, C * r * c)                      # (N, C*r*c)
+            weight = self.weight[:, :, ph:ph + r, pw:pw + c].reshape(self.out_channels, -1)
+            Y = nn.functional.linear(cols, weight, self.bias)                  # (N, O)
+            return Y.view(N, self.out_channels, 1, 1)
+        if H * W > kh * kw:   # noqa: SIM300 (reads: more pixels than taps)
             return super().forward(X)
-        # The single output pixel reads input rows 0..r-1 and columns 0..c-1 through taps
-        # ph..ph+r-1 and pw..pw+c-1 of the kernel; the other taps meet only padding.
-        r, c = min(H, kh - ph), min(W, kw - pw)
-        cols = X[:, :, :r, :c].reshape(N, C * r * c)                          # (N, C*r*c)
-        weight = self.weight[:, :, ph:ph + r, pw:pw + c].reshape(self.out_channels, -1)
-        Y = nn.functional.linear(cols, weight, self.bias)                      # (N, out)
-        return Y.view(N, self.out_channels, 1, 1)
+        return self._dense(X, Ho, Wo)
+
+    def _dense(self, X: torch.Tensor, Ho: int, Wo: int) -> torch.Tensor:
+        """The convolution as a linear map: input pixel (a, b) reaches output pixel (i, j)
+        through tap (a - i*sh + ph, b - j*sw + pw), when that tap exists."""
+        N, C, H, W = X.shape
+        out = self.out_channels
+        kh, kw = self.kernel_size
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        dev = X.device
+        rows = (torch.arange(H, device=dev)[:, None] - torch.arange(Ho, device=dev) * sh
+                + ph)                                                          # (H, Ho)
+        cols = (torch.arange(W, device=dev)[:, None] - torch.arange(Wo, device=dev) * sw
+                + pw)                                                          # (W, Wo)
+        # place[t, (a, i, b, j)] = 1 where tap t joins input (a, b) to output (i, j).
+        tap = rows[:, :, None, None] * kw + cols[None, None, :, :]            # (H, Ho, W, Wo)
+        valid = (((rows >= 0) & (rows < kh))[:, :, None, None]
+                 & ((cols >= 0) & (cols < kw))[None, None, :, :])
+        place = (torch.arange(kh * kw, device=dev)[:, None] == tap[valid].flatten()[None, :])
+        full = torch.zeros(kh * kw, H * Ho * W * Wo, device=dev, dtype=self.weight.dtype)
+        full[:, valid.flatten()] = place.to(full.dtype)
+        # A matrix product spreads the weights (its backward gathers them back).
+        taps = (self.weight.reshape(out * C, kh * kw) @ full).view(out, C, H, Ho, W, Wo)
+        # Rows of the linear map: (i, j, o), output channels last; columns: (a, b, c).
+        weight = taps.permute(3, 5, 0, 2, 4, 1).reshape(Ho * Wo * out, H * W * C)
+        bias = self.bias.repeat(Ho * Wo) if self.bias is not None else None
+        Xf = X.permute(0, 2, 3, 1).reshape(N, H * W * C)                      # (N, H*W*C)
+        Y = nn.functional.linear(Xf, weight, bias)                             # (N, Ho*Wo*out)
+        return Y.view(N, Ho, Wo, out).permute(0, 3, 1, 2)                      # channels-last
 
 
 def use_matmul_convs(net: nn.Module) -> nn.Module:
@@ -543,7 +582,7 @@ def train(
         precision: ``"fp32"``, or ``"bf16"`` autocast (weights and optimizer stay fp32).
         channels_last: Run the network in channels-last memory format (faster convolutions
             on the CPU).
-        matmul_convs: Compute the convolutions whose output is one pixel (b5 at 28x28) as
+        matmul_convs: Compute the convolutions of tiny maps (b4 and b5 at 28x28) as
             matrix products (:func:`use_matmul_convs`): same results, faster on the CPU.
         seed: Seed everything first (:func:`set_seed`), so a run can be repeated.
         checkpoint: Save a checkpoint there after every epoch (model, optimizer, schedule,
@@ -585,8 +624,10 @@ def train(
     if channels_last:
         net.to(memory_format=torch.channels_last)
 
+    # The fused SGD kernel updates all parameters in one pass (CPU and CUDA).
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum,
-                                nesterov=nesterov and momentum > 0, weight_decay=weight_decay)
+                                nesterov=nesterov and momentum > 0, weight_decay=weight_decay,
+                                fused=device.type in ("cpu", "cuda"))
     num_batches = len(train_iter) if isinstance(train_iter, Sized) else None
     scheduler = None
     if schedule == "onecycle":
