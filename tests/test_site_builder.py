@@ -145,6 +145,20 @@ def test_clean_notebook_drops_widgets_and_progress_redraws() -> None:
     assert output.text == "100%|##| 2/2\nfinished\n"
 
 
+def test_clean_notebook_joins_prints_and_hides_test_markers() -> None:
+    line = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {i}\n")
+            for i in (1, 2)]
+    figure = nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})
+    err = nbformat.v4.new_output("stream", name="stderr", text="warning\n")
+    nb = _notebook(_code("# NBVAL_IGNORE_OUTPUT\nfit()\n  # keep this comment",
+                         line[0], line[1], err, figure))
+    clean_notebook(nb)
+    cell = nb.cells[0]
+    assert cell.source == "fit()\n  # keep this comment"
+    assert [o.get("text", o.get("data")) for o in cell.outputs] == [
+        "epoch 1\nepoch 2\n", "warning\n", {"text/plain": "<Figure>"}]
+
+
 def test_title_and_run_info_are_read_from_the_notebook() -> None:
     nb = _notebook(
         nbformat.v4.new_markdown_cell("# 1. The residual block (残差块)\n\nText with `code`."),

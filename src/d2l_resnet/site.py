@@ -340,12 +340,25 @@ def add_section_links(page_html: str, marker: str = '<main class="notebook">') -
     return page_html.replace(marker, nav + marker, 1)
 
 
-def clean_notebook(nb: Any) -> int:
-    """Remove what must not reach a page: widget views and state, progress redraws.
+_NBVAL_MARKER = re.compile(r"^[ \t]*#[ \t]*NBVAL_[A-Z_]+[ \t]*(?:\n|$)", re.M)
 
-    Widget outputs (tqdm's progress bars in Jupyter) need a widget manager from a CDN and
-    say nothing once the run is over, so they are dropped; text progress bars that redraw
-    with carriage returns keep only their final state. Changes ``nb`` in place.
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def clean_notebook(nb: Any) -> int:
+    """Make a notebook ready for its page: drop what must not show, tidy what may.
+
+    - Widget outputs (tqdm's progress bars in Jupyter) need a widget manager from a CDN
+      and say nothing once the run is over: they are dropped, with the widget state.
+    - Consecutive prints to the same stream become one block (a live plot's updates
+      between two prints otherwise split them), and text progress bars that redraw with
+      carriage returns keep only their final state.
+    - The test suite's ``# NBVAL_...`` marker lines are left out of the code shown (the
+      downloads keep them).
+
+    Changes ``nb`` in place.
 
     Returns:
         How many widget outputs were dropped.
@@ -353,20 +366,26 @@ def clean_notebook(nb: Any) -> int:
     nb.get("metadata", {}).pop("widgets", None)
     dropped = 0
     for cell in nb.get("cells", []):
-        kept = []
+        if cell.get("cell_type") != "code":
+            continue
+        cell["source"] = _NBVAL_MARKER.sub("", _text(cell.get("source", "")))
+        kept: list[Any] = []
         for output in cell.get("outputs", []) or []:
-            data = output.get("data", {})
-            if WIDGET_MIME in data:
+            if WIDGET_MIME in output.get("data", {}):
                 dropped += 1
                 continue
             if output.get("output_type") == "stream":
-                text = output.get("text", "")
-                text = "".join(text) if isinstance(text, list) else text
-                if "\r" in text:
-                    output["text"] = _final_state(text)
+                output["text"] = _text(output.get("text", ""))
+                last = kept[-1] if kept else None
+                if (last is not None and last.get("output_type") == "stream"
+                        and last.get("name") == output.get("name")):
+                    last["text"] += output["text"]
+                    continue
             kept.append(output)
-        if "outputs" in cell:
-            cell["outputs"] = kept
+        for output in kept:
+            if output.get("output_type") == "stream" and "\r" in output["text"]:
+                output["text"] = _final_state(output["text"])
+        cell["outputs"] = kept
     return dropped
 
 
