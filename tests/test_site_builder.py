@@ -176,14 +176,14 @@ def test_title_and_run_info_are_read_from_the_notebook() -> None:
 def small_course(tmp_path: Path) -> Path:
     """A repository with two tiny executed notebooks: math, a widget, links, run_info."""
     (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "helper.py").write_text("x = 1\n")
+    (tmp_path / "src" / "blocks.py").write_text("x = 1\n")
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     quick_line = RUN_LINE.replace("profile course", "profile quick")
     first = _notebook(
         nbformat.v4.new_markdown_cell(
             "# 1. First (第一)\n\nThe block is $y = F(x) + x$; see [the next one]"
-            "(02_second.ipynb#Part) and [the helper](../src/helper.py)."),
+            "(02_second.ipynb#Part) and [the blocks](../src/blocks.py)."),
         _code("loop()", _widget_output()),
         _code("print(run_info())", nbformat.v4.new_output("stream", name="stdout",
                                                           text=quick_line + "\n")))
@@ -202,14 +202,14 @@ def test_build_site_writes_linked_offline_pages(small_course: Path, tmp_path: Pa
     assert (out / "mathjax" / "MathJax.js").is_file()
     assert (out / "downloads" / "01_first.ipynb").is_file()
     assert (out / "downloads" / "02_second.py").is_file()
-    assert (out / "files" / "src" / "helper.py").read_text() == "x = 1\n"
+    assert (out / "files" / "src" / "blocks.py").read_text() == "x = 1\n"
     assert any("02_second: no run_info()" in w for w in report.warnings)
 
     index = (out / "index.html").read_text()
     assert index.index('href="01_first.html"') < index.index('href="02_second.html"')
     first = (out / "01_first.html").read_text()
     assert 'href="02_second.html#Part"' in first
-    assert 'href="files/src/helper.py"' in first
+    assert 'href="files/src/blocks.py"' in first
     next_links = re.findall(r'<a\b[^>]*\brel="next"[^>]*>', first)
     assert next_links and all('href="02_second.html"' in a for a in next_links)
     assert "profile <strong" in first and "quick" in first and "A preview" in first
