@@ -103,7 +103,8 @@ class Profile:
     def data_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`d2l_resnet.data.load_data_fashion_mnist_fast`."""
         return {"batch_size": self.batch_size, "resize": self.resize,
-                "augment": self.augment, "normalize": self.normalize, "seed": self.seed,
+                "augment": self.augment, "max_shift": self.max_shift,
+                "normalize": self.normalize, "seed": self.seed,
                 "train_subset": self.train_subset, "test_subset": self.test_subset}
 
 

@@ -349,15 +349,11 @@ def load_data_for_profile(profile: Any, root: str | os.PathLike[str] | None = No
     """``(train_iter, test_iter)`` of Fashion-MNIST as a :class:`~d2l_resnet.profiles.Profile`
     asks: its batch size, image size, subsets, normalization and augmentation.
 
-    The in-memory loaders of :func:`d2l_resnet.data.load_data_fashion_mnist_fast`, with
-    the training loader's shifts limited to ``profile.max_shift`` pixels.
+    The in-memory loaders of :func:`d2l_resnet.data.load_data_fashion_mnist_fast`.
     """
     from d2l_resnet.data import load_data_fashion_mnist_fast
 
-    train_iter, test_iter = load_data_fashion_mnist_fast(root=root, device=device,
-                                                         **profile.data_kwargs())
-    train_iter.max_shift = profile.max_shift
-    return train_iter, test_iter
+    return load_data_fashion_mnist_fast(root=root, device=device, **profile.data_kwargs())
 
 
 # -- the history of a run --------------------------------------------------------------------
