@@ -249,7 +249,8 @@ def source_examples_per_sec(train_iter: object, steps: int, warmup: int) -> floa
         l.backward()
         optimizer.step()
         # The source's Accumulator: three float() conversions per step.
-        metric = [a + float(b) for a, b in zip(metric, (l * X.shape[0], accuracy(y_hat, y),
+        metric = [a + float(b) for a, b in zip(metric, (l.detach() * X.shape[0],
+                                                        accuracy(y_hat, y),
                                                         X.shape[0]), strict=True)]
         n += X.shape[0]
         if i + 1 == warmup + steps:
