@@ -326,21 +326,12 @@ def plot_misclassified(images: Any, true_labels: Sequence[str], pred_labels: Seq
     if n == 0 or len(true_labels) != n or len(pred_labels) != n:
         raise ValueError(f"expected N >= 1 images with N true and N predicted labels, got "
                          f"{n} images, {len(true_labels)} and {len(pred_labels)} labels")
-    if ncols < 1:
-        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
-    nrows = -(-n // ncols)
-    fig = Figure(figsize=(ncols * scale, nrows * scale * 1.25), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k < n:
-            ax.imshow(images[k], cmap="gray_r")
-            ax.set_title(f"{true_labels[k]}\n-> {pred_labels[k]}", fontsize=7)
-    return fig
+    titles = [f"{t}\n-> {p}" for t, p in zip(true_labels, pred_labels, strict=True)]
+    return plot_image_grid(images, titles, ncols=ncols, scale=scale, row_height=1.25)
 
 
 def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
-                    scale: float = 1.1) -> Figure:
+                    scale: float = 1.1, row_height: float = 1.2) -> Figure:
     """A grid of grayscale images, each titled (e.g. Fashion-MNIST examples by class).
 
     Args:
@@ -349,6 +340,7 @@ def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
         titles: N titles, one per image (e.g. the class names).
         ncols: Images per row.
         scale: Inches per image.
+        row_height: Height of a row, image and title, in units of ``scale``.
 
     Raises:
         ValueError: If there is no image, the numbers of images and titles differ, or
@@ -364,7 +356,7 @@ def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
         images = images.detach().cpu().numpy()
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
-    fig = Figure(figsize=(ncols * scale, nrows * scale * 1.2), layout="constrained")
+    fig = Figure(figsize=(ncols * scale, nrows * scale * row_height), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
