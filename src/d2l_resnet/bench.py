@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from d2l_resnet.checks import check_positive_int
+
 __all__ = [
     "DataBenchRow",
     "TrainBench",
@@ -56,8 +58,7 @@ def examples_per_second(loader: Iterable, repeats: int = 3, *,
     Raises:
         ValueError: If ``repeats`` is not a positive integer or the loader is empty.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    check_positive_int("repeats", repeats)
     rates: list[float] = []
     begin = time.perf_counter()
     while len(rates) < repeats or time.perf_counter() - begin < min_seconds:
@@ -344,8 +345,7 @@ def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds:
         ValueError: If a count is not a positive integer.
     """
     for name, value in (("batch_size", batch_size), ("steps", steps), ("rounds", rounds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(name, value)
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
     if (warmup + steps) * batch_size > 60_000:

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch.utils import data
 
+from d2l_resnet.checks import check_positive_int
+
 __all__ = [
     "DATA_ENV",
     "DEBIAN_DIR",
@@ -413,10 +415,8 @@ def load_data_fashion_mnist(batch_size: int, resize: int | None = None,
     """
     from torchvision import transforms
 
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if resize is not None and (not isinstance(resize, int) or resize < 1):
-        raise ValueError(f"resize must be a positive integer or None, got {resize!r}")
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("resize", resize, allow_none=True)
     raw_dir = prepare_fashion_mnist(root).raw_dir
     trans = [transforms.ToTensor()]
     if resize:
@@ -430,14 +430,6 @@ def load_data_fashion_mnist(batch_size: int, resize: int | None = None,
 
 
 # ------------------------------------------------------------------ in-memory loader
-
-def _check_positive_int(name: str, value: object, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        expected = "a positive integer or None" if allow_none else "a positive integer"
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-
 
 def _mixed_seed(*keys: int) -> int:
     """A well-mixed 63-bit seed from integer keys (seed, epoch, purpose...)."""
@@ -532,13 +524,13 @@ class InMemoryLoader:
                              f"got {len(images)} images and {len(labels)} labels")
         if len(images) == 0:
             raise ValueError("images must hold at least one example, got none")
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("resize", resize, allow_none=True)
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("resize", resize, allow_none=True)
         if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
             raise ValueError(f"max_shift must be a non-negative integer, got {max_shift!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        _check_positive_int("num_threads", num_threads, allow_none=True)
+        check_positive_int("num_threads", num_threads, allow_none=True)
         if not std > 0:
             raise ValueError(f"std must be positive, got {std!r}")
         if drop_last and batch_size > len(images):
@@ -762,10 +754,10 @@ def load_data_fashion_mnist_fast(batch_size: int, resize: int | None = None,
         ``(train_iter, test_iter)``: the training set shuffled (and augmented if asked),
         the test set in order; neither drops examples.
     """
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("resize", resize, allow_none=True)
-    _check_positive_int("train_subset", train_subset, allow_none=True)
-    _check_positive_int("test_subset", test_subset, allow_none=True)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("resize", resize, allow_none=True)
+    check_positive_int("train_subset", train_subset, allow_none=True)
+    check_positive_int("test_subset", test_subset, allow_none=True)
     loaders = []
     for train, subset in ((True, train_subset), (False, test_subset)):
         images, labels = load_fashion_mnist_tensors(train, root)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from d2l_resnet.checks import check_positive_int
+
 __all__ = [
     "DeepStack",
     "StackBlock",
@@ -38,11 +40,6 @@ __all__ = [
     "train_stack",
     "zero_residual_branches",
 ]
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class StackBlock(nn.Module):
@@ -60,7 +57,7 @@ class StackBlock(nn.Module):
 
     def __init__(self, width: int, residual: bool, batch_norm: bool = False) -> None:
         super().__init__()
-        _check_positive_int("width", width)
+        check_positive_int("width", width)
         self.width = width
         self.residual = residual
         self.bn = nn.BatchNorm1d(width) if batch_norm else None
@@ -99,7 +96,7 @@ class DeepStack(nn.Module):
         super().__init__()
         for name, value in (("depth", depth), ("width", width),
                             ("in_features", in_features), ("num_classes", num_classes)):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         self.depth = depth
         self.width = width
         self.residual = residual
@@ -288,7 +285,7 @@ def fashion_mnist_features(num_examples: int, seed: int = 0, pool: int = 2,
         load_fashion_mnist_tensors,
     )
 
-    _check_positive_int("num_examples", num_examples)
+    check_positive_int("num_examples", num_examples)
     if pool not in (1, 2, 4, 7, 14):
         raise ValueError(f"pool must divide 28: one of 1, 2, 4, 7, 14; got {pool!r}")
     images, labels = load_fashion_mnist_tensors(train=train)        # (N, 28, 28) uint8
@@ -342,8 +339,8 @@ def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int
     Returns:
         The training loss of every step.
     """
-    _check_positive_int("num_steps", num_steps)
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("num_steps", num_steps)
+    check_positive_int("batch_size", batch_size)
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if X.shape[0] != y.shape[0] or y.dim() != 1:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from d2l_resnet.checks import check_positive_int
+
 __all__ = [
     "MIN_SIZE",
     "InputCheck",
@@ -25,10 +27,6 @@ __all__ = [
     "resnet_block",
     "summarize",
 ]
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 class Residual(nn.Module):
@@ -56,8 +54,7 @@ class Residual(nn.Module):
         super().__init__()
         for name, value in (("input_channels", input_channels), ("num_channels", num_channels),
                             ("strides", strides)):
-            if not _positive_int(value):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         self.input_channels = input_channels
         self.num_channels = num_channels
         self.strides = strides
@@ -115,8 +112,7 @@ def resnet_block(
             halved the resolution: it keeps stride 1 and needs
             ``input_channels == num_channels``.
     """
-    if not _positive_int(num_residuals):
-        raise ValueError(f"num_residuals must be a positive integer, got {num_residuals!r}")
+    check_positive_int("num_residuals", num_residuals)
     if first_block and input_channels != num_channels:
         raise ValueError(
             f"first_block=True keeps the identity shortcut, so input_channels "
@@ -182,10 +178,8 @@ def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     least ``MIN_SIZE`` (17) pixels a side: 224x224 as in the source, 96x96 as in the
     book, 28x28 as Fashion-MNIST comes; an :class:`InputCheck` pre-hook rejects others.
     """
-    if not _positive_int(num_classes):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if not _positive_int(in_channels):
-        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("in_channels", in_channels)
     b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
                        nn.BatchNorm2d(64), nn.ReLU(),
                        nn.MaxPool2d(kernel_size=3, stride=2, padding=1))

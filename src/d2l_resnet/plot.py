@@ -11,6 +11,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from d2l_resnet.checks import check_positive_int
+
 __all__ = [
     "LivePlot",
     "figure_png",
@@ -180,8 +182,7 @@ def plot_loss_panels(
         ValueError: If a panel or a line is empty, or ``window`` is not a positive integer.
     """
     _check_panels(panels)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a positive integer, got {window!r}")
+    check_positive_int("window", window)
     styles = styles or {}
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
@@ -350,8 +351,7 @@ def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
     if n == 0 or len(titles) != n:
         raise ValueError(f"expected N >= 1 images and N titles, got {n} images and "
                          f"{len(titles)} titles")
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    check_positive_int("ncols", ncols)
     if hasattr(images, "detach"):      # a torch tensor: matplotlib reads numpy arrays
         images = images.detach().cpu().numpy()
     ncols = min(ncols, n)

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from d2l_resnet.checks import check_positive_int
+
 __all__ = [
     "DivergenceError",
     "History",
@@ -505,8 +507,7 @@ def _progress(iterable: Iterable, enabled: bool | None, total: int | None, desc:
 def _check_args(num_epochs: int, lr: float, momentum: float, weight_decay: float,
                 label_smoothing: float, schedule: str, precision: str, init: str | None
                 ) -> None:
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
+    check_positive_int("num_epochs", num_epochs)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r} (the book uses 0.05)")
     if not 0 <= momentum < 1:
