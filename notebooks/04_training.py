@@ -212,7 +212,7 @@ print("test accuracy by epoch:", " ".join(f"{a:.3f}" for a in history.test_acc))
 # In the `course` profile this run reaches a test accuracy of about 0.92 in thirteen
 # epochs, under nine minutes on a 2-core CPU: within the book's range, at a third of its
 # resolution and without a GPU, and the same figure on every re-run on one machine.
-# The target was 0.93. What limits it is time: thirteen epochs is what fits in
+# The target was 0.93. What limits it is time: thirteen epochs is what fits in
 # ten minutes at about 1,600 training images per second, and the network's stem shrinks
 # the 28x28 images to 7x7 before the first residual block, so there is little detail
 # left to learn from. Random shifts as well as flips left the network underfitting in

@@ -187,7 +187,7 @@ def format_bench_data(rows: Sequence[DataBenchRow], *, batch_size: int = 256,
 
 # -- bench train ------------------------------------------------------------------------------
 
-#: Goals of the issue for a 2-core CPU: speed-up over the source, share of the matmul peak.
+#: The project's goals on a 2-core CPU: speed-up over the source, share of the matmul peak.
 SPEEDUP_GOAL = 2.5
 PEAK_SHARE_GOAL = 0.75
 
