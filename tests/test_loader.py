@@ -284,3 +284,12 @@ def test_max_shift_zero_flips_only() -> None:
     assert all(torch.equal(x, p) or torch.equal(x, p.flip(-1))
                for x, p in zip(X, plain, strict=True))
     assert not torch.equal(X, plain)
+
+
+def test_bench_data_rejects_bad_sizes() -> None:
+    from d2l_resnet.bench import bench_data
+
+    with pytest.raises(ValueError, match="at least one image size"):
+        bench_data(())
+    with pytest.raises(ValueError, match="each of sizes must be a positive integer, got 0"):
+        bench_data((28, 0))
