@@ -17,8 +17,7 @@ the degradation experiment of He et al. 2015, Fig. 1 (:func:`train_stack`).
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from d2l_resnet.checks import check_positive_int
+from d2l_resnet.notebook import progress_bar
 
 __all__ = [
     "DeepStack",
@@ -333,8 +333,7 @@ def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int
         seed: Seed of the minibatch order.
         name: Name of the run, kept in the history (e.g. "plain, 32 layers").
         progress: Show a ``tqdm.auto`` progress bar. None: show it unless the
-            environment sets ``TQDM_DISABLE=1`` (tqdm's notebook bar ignores that
-            variable, so it is read here).
+            environment sets ``TQDM_DISABLE=1`` (see :func:`d2l_resnet.notebook.progress_bar`).
 
     Returns:
         The training loss of every step.
@@ -348,14 +347,7 @@ def train_stack(net: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int
                          f"{tuple(X.shape)} and {tuple(y.shape)}")
     if batch_size > X.shape[0]:
         raise ValueError(f"batch_size {batch_size} is larger than the {X.shape[0]} examples")
-    if progress is None:
-        progress = os.environ.get("TQDM_DISABLE", "").strip().lower() not in (
-            "1", "true", "yes")
-    steps: Iterable[int] = range(num_steps)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc=name or "train", leave=False)
+    steps = progress_bar(range(num_steps), progress, desc=name or "train", unit="step")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     history = TrainHistory(name)

@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 import inspect
+import os
 import platform
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["run_info", "show_source"]
+__all__ = ["progress_bar", "run_info", "show_source"]
+
+
+def progress_bar(iterable: Iterable, enabled: bool | None = None, *,
+                 total: int | None = None, desc: str | None = None,
+                 unit: str = "it") -> Iterable:
+    """``iterable`` wrapped in a ``tqdm.auto`` progress bar, for people running by hand.
+
+    Args:
+        iterable: What to iterate over.
+        enabled: Show the bar. None: show it unless the environment sets
+            ``TQDM_DISABLE=1``, as test and export runs do (tqdm's notebook bar ignores
+            that variable, so it is read here).
+        total: Length of ``iterable``, if it has none.
+        desc: Text before the bar.
+        unit: What one step is called.
+    """
+    if enabled is None:
+        enabled = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("1", "true",
+                                                                              "yes")
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, unit=unit)
 
 
 def show_source(obj: Any) -> Any:

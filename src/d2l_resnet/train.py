@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from d2l_resnet.checks import check_positive_int
+from d2l_resnet.notebook import progress_bar
 
 __all__ = [
     "DivergenceError",
@@ -492,18 +493,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 # -- the training loop -----------------------------------------------------------------------
 
 
-def _progress(iterable: Iterable, enabled: bool | None, total: int | None, desc: str):
-    """``tqdm.auto`` around ``iterable`` unless disabled (argument or ``TQDM_DISABLE``)."""
-    if enabled is None:
-        enabled = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("1", "true",
-                                                                              "yes")
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch")
-
-
 def _check_args(num_epochs: int, lr: float, momentum: float, weight_decay: float,
                 label_smoothing: float, schedule: str, precision: str, init: str | None
                 ) -> None:
@@ -673,7 +662,8 @@ def train(
         correct = torch.zeros((), device=device, dtype=torch.float64)
         n = 0
         report_every = max(1, (num_batches or 5) // 5)
-        bar = _progress(train_iter, progress, num_batches, f"epoch {epoch + 1}/{num_epochs}")
+        bar = progress_bar(train_iter, progress, total=num_batches,
+                           desc=f"epoch {epoch + 1}/{num_epochs}", unit="batch")
         t_step = time.perf_counter()
         for i, (X, y) in enumerate(bar):
             X, y = _to_device(X, y, device, channels_last)
