@@ -199,8 +199,7 @@ print("dY/dX == 1 where X > 0, else 0: True")
 #
 # Next: [02_resnet18](02_resnet18.ipynb) assembles ResNet-18 from these blocks.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from d2l_resnet import run_info
 
 print(run_info())

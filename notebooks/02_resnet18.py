@@ -459,8 +459,7 @@ fig
 #
 # </details>
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from d2l_resnet import run_info
 
 print(run_info())

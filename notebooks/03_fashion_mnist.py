@@ -98,8 +98,7 @@ for name, (shape, sha256) in FASHION_MNIST.files.items():
 # names folders) is not compared by the tests; the cell after it repeats the checks and
 # prints only what must be the same everywhere.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 source = prepare_fashion_mnist()
 print(source.report())
 
@@ -287,8 +286,7 @@ with warnings.catch_warnings():
         speed[resize] = (examples_per_second(source_iter, num_batches),
                          examples_per_second(fast_iter, num_batches))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"{'size':<7}{'DataLoader, 4 workers':>24}{'in-memory':>14}{'ratio':>8}")
 for resize, (slow, fast) in speed.items():
     size = resize or 28
@@ -379,8 +377,7 @@ def measure(resize: int | None) -> tuple[float, float]:
 optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
 cost = {resize or 28: measure(resize) for resize in (None, 96)}
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for size, (load_s, step_s) in cost.items():
     print(f"{size}x{size}: loader {1e3 * load_s:6.2f} ms per batch of 256; training step "
           f"{1e3 * step_s:7.1f} ms per batch of 32, {1e3 * step_s * 8:7.0f} ms per 256")
@@ -435,8 +432,7 @@ display(plot_image_grid(X[:, 0], [f"{FASHION_MNIST_LABELS[7]} {i}" for i in rang
 # - Resizing to 96x96 multiplies the pixels by 11.8 and the network's FLOPs by 9.7,
 #   and the training time with them: a GPU size, not a laptop one.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from d2l_resnet import run_info
 
 print(run_info())

@@ -125,8 +125,7 @@ show_source(evaluate_accuracy)
 # learning rate, instead of training on. Here is the source's recipe (Xavier
 # initialisation, plain SGD, lr 0.9) on the first 5,120 training images:
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 source_iter, _ = load_data_fashion_mnist_fast(256, normalize=False, train_subset=5120)
 try:
     train(resnet18(), source_iter, [], num_epochs=1, lr=0.9, device="cpu", init="xavier",
@@ -172,15 +171,13 @@ print({k: v for k, v in profile.train_kwargs().items() if k != "num_epochs"})
 # augmented, in train mode, as the book measures them) and the test accuracy after each
 # epoch. The progress bar shows when run by hand.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 train_iter, test_iter = load_data_for_profile(profile, device="cpu")
 print(f"profile {profile.name}: {train_iter.num_examples:,} training and "
       f"{test_iter.num_examples:,} test images, {profile.num_epochs} epochs, "
       f"batch {profile.batch_size}")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 checkpoint = Path(tempfile.mkdtemp()) / "resnet18.pt"
 net = resnet18()
 history = train(net, train_iter, test_iter, device="cpu", checkpoint=checkpoint,
@@ -201,8 +198,7 @@ assert history.test_acc[-1] > (0.6 if profile.quick else 0.9), history.test_acc
 # source's own run (lr 0.9, 28x28 and its first-batch "test accuracy") was cut off at
 # a train accuracy of 0.82 after 2.8 epochs.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"this run ({profile.name}): test accuracy {history.test_acc[-1]:.3f} after "
       f"{len(history.epochs)} epochs, {history.wall_time / 60:.1f} minutes, "
       f"{history.train_examples_per_sec:,.0f} training examples/s")
@@ -234,8 +230,7 @@ assert int(matrix.diag().sum()) / int(matrix.sum()) == history.test_acc[-1]
 names = get_fashion_mnist_labels(range(10))
 display(plot_confusion_matrix(matrix, names))
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 per_class = matrix.diag() / matrix.sum(dim=1)
 for name, acc in sorted(zip(names, per_class.tolist(), strict=True), key=lambda t: t[1]):
     print(f"{name:<12} {acc:.3f}")
@@ -281,8 +276,7 @@ print("re-scored accuracy == final test accuracy:", rescored == history.test_acc
 # python -m d2l_resnet bench train     # the source's pipeline vs this one, side by side
 # ```
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from d2l_resnet import run_info
 
 print(run_info())

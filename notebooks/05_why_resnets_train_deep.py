@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     text_representation:
 #       extension: .py
@@ -441,8 +441,7 @@ assert all(v == zeroed[-1] for v in zeroed)
 # %%
 show_source(train_stack)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 NUM_EXAMPLES = 2048 if profile.quick else 8192
 NUM_STEPS = 120 if profile.quick else 600
 TRAIN_DEPTHS = (4, 16, 48)
@@ -459,8 +458,7 @@ for residual in (False, True):
                                          lr=0.05, momentum=0.9, seed=0,
                                          name=f"{kind}, {L} layers")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 final = {key: h.final_loss(last=20) for key, h in histories.items()}
 print("training loss, mean of the last 20 steps")
 print(f"{'':<10}" + "".join(f"{str(L) + ' layers':>11}" for L in TRAIN_DEPTHS))
@@ -472,8 +470,7 @@ assert final["plain", 16] > final["plain", shallow] + 0.1
 assert final["residual", deep] < final["plain", deep] - 0.5      # residual twin: fine
 assert final["residual", deep] < final["plain", shallow] + 0.15  # as good as shallow
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 DEPTH_COLORS = {4: "tab:blue", 16: "tab:green", 48: "tab:red"}
 loss_panels = {kind: {f"{L} layers": histories[kind, L].losses for L in TRAIN_DEPTHS}
                for kind in ("plain", "residual")}
@@ -689,8 +686,7 @@ for residual in (False, True):
 #
 # </details>
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 from d2l_resnet import run_info
 
 print(run_info())
