@@ -34,6 +34,7 @@
 # %%
 # %matplotlib inline
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -41,19 +42,21 @@ from IPython.display import display
 from torch import nn
 
 from d2l_resnet import get_profile, resnet18, show_source
-from d2l_resnet.data import get_fashion_mnist_labels, load_data_fashion_mnist_fast
+from d2l_resnet.checkpoint import load_checkpoint
+from d2l_resnet.data import (
+    get_fashion_mnist_labels,
+    load_data_fashion_mnist_fast,
+    load_data_for_profile,
+)
+from d2l_resnet.model import MatmulConv2d, use_matmul_convs
 from d2l_resnet.plot import LivePlot, plot_confusion_matrix, plot_misclassified
 from d2l_resnet.train import (
     DivergenceError,
-    MatmulConv2d,
     accuracy,
     confusion_matrix,
     evaluate_accuracy,
-    load_checkpoint,
-    load_data_for_profile,
     predict,
     train,
-    use_matmul_convs,
 )
 
 profile = get_profile()
@@ -129,7 +132,7 @@ show_source(evaluate_accuracy)
 source_iter, _ = load_data_fashion_mnist_fast(256, normalize=False, train_subset=5120)
 try:
     train(resnet18(), source_iter, [], num_epochs=1, lr=0.9, device="cpu", init="xavier",
-          seed=0, precision="bf16", channels_last=True, matmul_convs=True, verbose=False,
+          seed=0, precision="auto", channels_last=True, matmul_convs=True, verbose=False,
           progress=False)
     raise AssertionError("lr=0.9 should have diverged")
 except DivergenceError as err:
@@ -163,7 +166,7 @@ except DivergenceError as err:
 show_source(MatmulConv2d)
 
 # %%
-print({k: v for k, v in profile.train_kwargs().items() if k != "num_epochs"})
+print({k: v for k, v in asdict(profile.recipe).items() if k != "num_epochs"})
 
 # %% [markdown]
 # The data comes from the in-memory loader of notebook 3. The curves below are redrawn
@@ -174,15 +177,15 @@ print({k: v for k, v in profile.train_kwargs().items() if k != "num_epochs"})
 # %% tags=["nbval-ignore-output"]
 train_iter, test_iter = load_data_for_profile(profile, device="cpu")
 print(f"profile {profile.name}: {train_iter.num_examples:,} training and "
-      f"{test_iter.num_examples:,} test images, {profile.num_epochs} epochs, "
-      f"batch {profile.batch_size}")
+      f"{test_iter.num_examples:,} test images, {profile.recipe.num_epochs} epochs, "
+      f"batch {profile.data.batch_size}")
 
 # %% tags=["nbval-ignore-output"]
 checkpoint = Path(tempfile.mkdtemp()) / "resnet18.pt"
 net = resnet18()
 history = train(net, train_iter, test_iter, device="cpu", checkpoint=checkpoint,
-                on_update=LivePlot(profile.num_epochs), **profile.train_kwargs())
-assert len(history.test_acc) == profile.num_epochs
+                on_update=LivePlot(profile.recipe.num_epochs), **asdict(profile.recipe))
+assert len(history.test_acc) == profile.recipe.num_epochs
 assert history.test_acc[-1] > (0.6 if profile.quick else 0.9), history.test_acc
 
 # %% [markdown]
@@ -222,8 +225,8 @@ print("test accuracy by epoch:", " ".join(f"{a:.3f}" for a in history.test_acc))
 # pullovers and coats are told apart by details that 28x28 pixels barely show.
 
 # %%
-preds, labels = predict(net, test_iter, precision=profile.precision,
-                        channels_last=profile.channels_last)
+preds, labels = predict(net, test_iter, precision=profile.recipe.precision,
+                        channels_last=profile.recipe.channels_last)
 matrix = confusion_matrix(preds, labels)
 assert int(matrix.sum()) == test_iter.num_examples
 assert int(matrix.diag().sum()) / int(matrix.sum()) == history.test_acc[-1]
@@ -259,11 +262,11 @@ display(plot_misclassified(images, get_fashion_mnist_labels(labels[wrong]),
 state = load_checkpoint(checkpoint)
 reloaded = use_matmul_convs(resnet18())
 reloaded.load_state_dict(state["model"])
-reloaded = reloaded.to(memory_format=torch.channels_last) if profile.channels_last \
+reloaded = reloaded.to(memory_format=torch.channels_last) if profile.recipe.channels_last \
     else reloaded
-rescored = evaluate_accuracy(reloaded, test_iter, precision=profile.precision,
-                             channels_last=profile.channels_last)
-print("epoch of the checkpoint == last epoch:", state["epoch"] == profile.num_epochs)
+rescored = evaluate_accuracy(reloaded, test_iter, precision=profile.recipe.precision,
+                             channels_last=profile.recipe.channels_last)
+print("epoch of the checkpoint == last epoch:", state["epoch"] == profile.recipe.num_epochs)
 print("re-scored accuracy == final test accuracy:", rescored == history.test_acc[-1])
 
 # %% [markdown]

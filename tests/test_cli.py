@@ -14,13 +14,14 @@ from d2l_resnet.cli import build_parser, main
 @pytest.mark.parametrize(("argv", "message"), [
     (["--epochs", "-1"], "--epochs must be a positive integer"),
     (["--epochs", "0"], "--epochs must be a positive integer"),
-    (["--lr", "0"], "--lr must be a positive number"),
-    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--lr", "0"], "--lr must be a number in (0, inf), got 0.0 (the book uses 0.05)"),
+    (["--lr", "nan"], "--lr must be a number in (0, inf)"),
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
     (["--resize", "8"], "--resize must be at least 17"),
     (["--seed", "-3"], "--seed must be a non-negative integer"),
     (["--profile", "huge"], "unknown profile 'huge'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--device", "cuda:7"], "device 'cuda:7' is not available"),
     (["--resume"], "--resume needs --checkpoint"),
 ])
 def test_train_rejects_bad_values(argv: list[str], message: str,
@@ -28,6 +29,19 @@ def test_train_rejects_bad_values(argv: list[str], message: str,
     assert main(["train", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+
+
+@pytest.mark.parametrize("argv", [["train", "--precision", "fp16"],
+                                  ["bench", "train", "--precision", "half"],
+                                  ["bench", "train", "--isa", "avx512"]])
+def test_unknown_choices_say_what_is_accepted(argv: list[str], tmp_path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--root", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(r"invalid choice: '\w+' \(choose from '?\w+'?, '?\w+'?", err), err
+    assert list(tmp_path.iterdir()) == []                   # nothing written
 
 
 def test_train_rejects_a_missing_or_unreadable_checkpoint(
@@ -64,7 +78,7 @@ def test_train_runs_checkpoints_and_resumes(tmp_path, monkeypatch: pytest.Monkey
             "--checkpoint", str(ckpt)]
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "training on cpu"
+    assert re.fullmatch(r"training on cpu, precision (fp32|bf16) \(.+\)", out[0])
     assert re.fullmatch(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}", out[-2])
     assert re.fullmatch(r"\d+\.\d examples/sec on cpu", out[-1])
     assert ckpt.is_file()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from d2l_resnet import Residual, count_parameters, format_summary, resnet18, resnet_block, summarize
-from d2l_resnet.model import MIN_SIZE
+from d2l_resnet.model import MIN_SIZE, MatmulConv2d, init_weights, use_matmul_convs
 
 # The output shapes the source notebook prints for a (1, 1, 224, 224) input.
 SOURCE_224 = [
@@ -203,3 +205,60 @@ def test_summary_restores_training_mode_and_checks_input() -> None:
         summarize(net, (1, 1, 8, 8))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         summarize(net, (1, 28, 28))
+
+
+# -- initialisation and the matrix-product convolution
+
+
+def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
+    net = init_weights(resnet18(), "kaiming")
+    blocks = [m for m in net.modules() if isinstance(m, Residual)]
+    assert len(blocks) == 8 and all(torch.all(b.bn2.weight == 0) for b in blocks)
+    others = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)
+              and not any(m is b.bn2 for b in blocks)]
+    assert len(others) == 9 and all(torch.all(m.weight == 1) for m in others)
+    X = torch.rand(3, 64, 8, 8)             # post-ReLU input: the block is the identity
+    block = init_weights(nn.Sequential(Residual(64, 64)), "kaiming").eval()
+    torch.testing.assert_close(block(X), X)
+    xavier = init_weights(resnet18(), "xavier")
+    w = xavier[0][0].weight                               # 64 x 1 x 7 x 7
+    bound = math.sqrt(6 / (1 * 49 + 64 * 49))
+    assert float(w.detach().abs().max()) <= bound
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "size", "kernel", "stride"), [
+    (16, 24, 1, 3, 1),     # b5's 3x3 convolutions on a 1x1 map
+    (16, 24, 2, 3, 2),     # b5's first convolution: 2x2 -> 1x1
+    (16, 24, 2, 1, 2),     # b5's 1x1 shortcut
+    (16, 24, 2, 3, 1),     # b4's 3x3 convolutions on 2x2 maps: the dense linear map
+    (16, 24, 3, 3, 1),     # 3x3 maps, still at most kh*kw pixels
+    (16, 24, 3, 3, 2),     # a stride with some taps on padding only
+    (16, 24, 4, 3, 1),     # larger maps: falls back to nn.Conv2d
+])
+def test_matmul_conv_matches_conv2d_in_value_and_gradient(c_in: int, c_out: int, size: int,
+                                                          kernel: int, stride: int) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    fast = MatmulConv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    fast.load_state_dict(conv.state_dict())
+    X = torch.randn(5, c_in, size, size, requires_grad=True)
+    Y, Y_fast = conv(X), fast(X)
+    assert Y_fast.shape == Y.shape
+    torch.testing.assert_close(Y_fast, Y, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(Y)
+    grads = torch.autograd.grad(Y, (X, conv.weight, conv.bias), g)
+    grads_fast = torch.autograd.grad(Y_fast, (X, fast.weight, fast.bias), g)
+    for a, b in zip(grads, grads_fast, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_use_matmul_convs_keeps_parameters_and_outputs() -> None:
+    torch.manual_seed(0)
+    net = resnet18().eval()
+    X = torch.randn(2, 1, 28, 28)
+    expected = net(X)
+    keys, params = list(net.state_dict()), [id(p) for p in net.parameters()]
+    use_matmul_convs(net)
+    assert sum(isinstance(m, MatmulConv2d) for m in net.modules()) == 20
+    assert list(net.state_dict()) == keys and [id(p) for p in net.parameters()] == params
+    torch.testing.assert_close(net(X), expected, rtol=1e-4, atol=1e-5)

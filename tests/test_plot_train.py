@@ -21,7 +21,7 @@ def _history(epochs: int = 2) -> History:
     for e in range(1, epochs + 1):
         h.points += [(e - 0.5, 1.0 / e, 0.5 + 0.1 * e), (float(e), 0.8 / e, 0.55 + 0.1 * e)]
         h.epochs.append(e)
-        h.test_acc.append(0.6 + 0.1 * e)
+        h.eval_acc.append(0.6 + 0.1 * e)
     return h
 
 

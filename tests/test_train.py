@@ -13,24 +13,20 @@ import pytest
 import torch
 from torch import nn
 
+from d2l_resnet.checkpoint import load_checkpoint, save_checkpoint
 from d2l_resnet.data import InMemoryLoader
-from d2l_resnet.model import Residual, resnet18
-from d2l_resnet.profiles import PROFILES, get_profile
+from d2l_resnet.model import Residual, init_weights
 from d2l_resnet.train import (
     DivergenceError,
+    DivergenceGuard,
     History,
-    MatmulConv2d,
     accuracy,
     confusion_matrix,
     evaluate_accuracy,
-    get_device,
-    init_weights,
-    load_checkpoint,
     predict,
-    save_checkpoint,
     set_seed,
     train,
-    use_matmul_convs,
+    train_epoch,
 )
 
 
@@ -159,11 +155,11 @@ def _run(seed: int = 0, **kwargs) -> tuple[History, nn.Module]:
 def test_train_learns_and_records_a_history_per_epoch() -> None:
     history, _ = _run(num_epochs=4, lr=0.2)
     assert history.epochs == [1, 2, 3, 4]
-    assert len(history.test_acc) == len(history.train_loss) == len(history.epoch_time) == 4
+    assert len(history.eval_acc) == len(history.train_loss) == len(history.epoch_time) == 4
     # About five points an epoch, as the source prints (6 batches: one per batch here).
     assert len(history.points) == 4 * 6 and history.points[-1][0] == 4.0
     assert history.train_loss[-1] < history.train_loss[0]
-    assert history.test_acc[-1] > 0.3                   # chance is 0.1
+    assert history.eval_acc[-1] > 0.3                   # chance is 0.1
     assert all(r > 0 for r in history.examples_per_sec)
     assert re.fullmatch(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n"
                         r"\d+\.\d examples/sec on cpu", history.final_lines())
@@ -173,7 +169,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_does_not() -> None:
     a, net_a = _run(seed=7)
     b, net_b = _run(seed=7)
     c, _ = _run(seed=8)
-    assert a.train_loss == b.train_loss and a.test_acc == b.test_acc
+    assert a.train_loss == b.train_loss and a.eval_acc == b.eval_acc
     assert all(torch.equal(x, y) for x, y in zip(net_a.state_dict().values(),
                                                   net_b.state_dict().values(), strict=True))
     assert a.train_loss != c.train_loss
@@ -190,10 +186,23 @@ def test_a_diverging_loss_stops_the_run_naming_the_learning_rate() -> None:
     assert "Lower the learning rate" in str(err.value)
 
 
-def test_an_exploding_but_finite_loss_also_stops_the_run() -> None:
-    # A low bar for "exploded": any loss above 0.5 counts, so the first step trips it.
-    with pytest.raises(DivergenceError, match=r"lr=0\.1 .*above 0\.50"):
-        _run(max_loss=0.5)
+def test_a_loss_that_stays_above_the_limit_stops_the_run() -> None:
+    # A low bar for "far above chance": any loss above 0.5; 18 steps of 6 per epoch
+    # stay above it, and the guard's window is 100 steps by default.
+    with pytest.raises(DivergenceError, match=r"lr=0\.1 .*above 0\.50 for 100 steps"):
+        _run(max_loss=0.5, num_epochs=20)
+
+
+def test_the_guard_lets_a_spike_that_recovers_pass() -> None:
+    guard = DivergenceGuard(lr=0.9, limit=4.6, window=5)
+    for step, loss in enumerate([90.0, 50.0, 7.0, 6.0, 2.0, 9.0, 9.0, 9.0, 9.0, 1.0], 1):
+        guard.check(loss, epoch=1, step=step)           # never 5 steps above in a row
+    for step in range(11, 15):
+        guard.check(9.0, epoch=1, step=step)
+    with pytest.raises(DivergenceError, match=r"lr=0\.9 at epoch 1, step 15: .*for 5 steps"):
+        guard.check(9.0, epoch=1, step=15)
+    with pytest.raises(DivergenceError, match="the loss is nan"):
+        DivergenceGuard(lr=0.9).check(float("nan"), epoch=2, step=1)
 
 
 def test_train_prints_the_report_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -201,88 +210,29 @@ def test_train_prints_the_report_only_when_asked(capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out == ""
     _run(num_epochs=1, verbose=True)
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "training on cpu"
+    assert re.fullmatch(r"training on cpu, precision fp32 \(as asked\)", out[0])
     assert out[-2].startswith("loss ") and out[-1].endswith("examples/sec on cpu")
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"num_epochs": 0}, "num_epochs must be a positive integer"),
-    ({"lr": -0.1}, "lr must be a positive number"),
-    ({"lr": float("nan")}, "lr must be a positive number"),
+    ({"lr": -0.1}, r"lr must be a number in \(0, inf\)"),
+    ({"lr": float("nan")}, r"lr must be a number in \(0, inf\)"),
     ({"schedule": "cyclic"}, "unknown schedule"),
     ({"precision": "fp8"}, "unknown precision"),
     ({"init": "orthogonal"}, "unknown init"),
-    ({"momentum": 1.0}, "momentum must be in"),
+    ({"momentum": 1.0}, r"momentum must be a number in \[0, 1\)"),
     ({"resume": True}, "needs a checkpoint path"),
+    ({"dropout": 0.5}, "unknown setting dropout; a Recipe has num_epochs, lr"),
 ])
 def test_train_refuses_bad_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _run(**kwargs)
 
 
-def test_get_device_names_and_errors() -> None:
-    assert get_device("cpu") == torch.device("cpu")
-    assert get_device(None).type in ("cpu", "cuda")
-    with pytest.raises(ValueError, match="unknown device"):
-        get_device("gpu0")
-    with pytest.raises(ValueError, match=r"not available|unknown|unsupported"):
-        get_device(f"cuda:{torch.cuda.device_count()}")
-
-
 def test_bf16_channels_last_matmul_convs_train_too() -> None:
     history, _ = _run(num_epochs=2, precision="bf16", channels_last=True, matmul_convs=True)
     assert all(math.isfinite(v) for v in history.train_loss)
-
-
-# -- initialisation and the matrix-product convolution
-
-
-def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
-    net = init_weights(resnet18(), "kaiming")
-    blocks = [m for m in net.modules() if isinstance(m, Residual)]
-    assert len(blocks) == 8 and all(torch.all(b.bn2.weight == 0) for b in blocks)
-    xavier = init_weights(resnet18(), "xavier")
-    w = xavier[0][0].weight                               # 64 x 1 x 7 x 7
-    bound = math.sqrt(6 / (1 * 49 + 64 * 49))
-    assert float(w.detach().abs().max()) <= bound
-
-
-@pytest.mark.parametrize(("c_in", "c_out", "size", "kernel", "stride"), [
-    (16, 24, 1, 3, 1),     # b5's 3x3 convolutions on a 1x1 map
-    (16, 24, 2, 3, 2),     # b5's first convolution: 2x2 -> 1x1
-    (16, 24, 2, 1, 2),     # b5's 1x1 shortcut
-    (16, 24, 2, 3, 1),     # b4's 3x3 convolutions on 2x2 maps: the dense linear map
-    (16, 24, 3, 3, 1),     # 3x3 maps, still at most kh*kw pixels
-    (16, 24, 3, 3, 2),     # a stride with some taps on padding only
-    (16, 24, 4, 3, 1),     # larger maps: falls back to nn.Conv2d
-])
-def test_matmul_conv_matches_conv2d_in_value_and_gradient(c_in: int, c_out: int, size: int,
-                                                          kernel: int, stride: int) -> None:
-    torch.manual_seed(0)
-    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
-    fast = MatmulConv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
-    fast.load_state_dict(conv.state_dict())
-    X = torch.randn(5, c_in, size, size, requires_grad=True)
-    Y, Y_fast = conv(X), fast(X)
-    assert Y_fast.shape == Y.shape
-    torch.testing.assert_close(Y_fast, Y, rtol=1e-5, atol=1e-5)
-    g = torch.randn_like(Y)
-    grads = torch.autograd.grad(Y, (X, conv.weight, conv.bias), g)
-    grads_fast = torch.autograd.grad(Y_fast, (X, fast.weight, fast.bias), g)
-    for a, b in zip(grads, grads_fast, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
-
-
-def test_use_matmul_convs_keeps_parameters_and_outputs() -> None:
-    torch.manual_seed(0)
-    net = resnet18().eval()
-    X = torch.randn(2, 1, 28, 28)
-    expected = net(X)
-    keys, params = list(net.state_dict()), [id(p) for p in net.parameters()]
-    use_matmul_convs(net)
-    assert sum(isinstance(m, MatmulConv2d) for m in net.modules()) == 20
-    assert list(net.state_dict()) == keys and [id(p) for p in net.parameters()] == params
-    torch.testing.assert_close(net(X), expected, rtol=1e-4, atol=1e-5)
 
 
 # -- checkpoints and resume
@@ -309,7 +259,7 @@ def test_resume_after_an_interruption_ends_with_the_same_metrics(tmp_path) -> No
     assert resumed.epochs == [1, 2, 3]
     assert resumed.train_loss == full.train_loss
     assert resumed.train_acc == full.train_acc
-    assert resumed.test_acc == full.test_acc
+    assert resumed.eval_acc == full.eval_acc
     for a, b in zip(net_full.state_dict().values(), net_resumed.state_dict().values(),
                     strict=True):
         assert torch.equal(a, b)
@@ -336,8 +286,26 @@ def test_resume_with_a_plain_dataloader_uses_the_saved_random_state(tmp_path) ->
 def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path) -> None:
     path = tmp_path / "run.pt"
     _run(num_epochs=1, checkpoint=path)
-    with pytest.raises(ValueError, match=r"another recipe \(lr: 0\.1 -> 0\.2"):
+    with pytest.raises(ValueError, match=r"another recipe \(lr: 0\.1 -> 0\.2\)"):
         _run(num_epochs=1, lr=0.2, checkpoint=path, resume=True)
+    with pytest.raises(ValueError, match=r"label_smoothing: 0\.1 -> 0\.0, flip_tta: "
+                                         r"False -> True\)"):
+        _run(num_epochs=1, label_smoothing=0.0, flip_tta=True, checkpoint=path, resume=True)
+
+
+def test_resume_from_an_older_checkpoint_says_so_and_its_weights_still_load(tmp_path) -> None:
+    path = tmp_path / "old.pt"
+    _, net = _run(num_epochs=1, checkpoint=path)
+    state = load_checkpoint(path)
+    del state["format"]                       # format 1 had no such entry
+    state["recipe"] = {"lr": 0.1, "num_epochs": 1}
+    save_checkpoint(path, state)
+    with pytest.raises(ValueError, match=r"older version of d2l_resnet .*format 1"):
+        _run(num_epochs=1, checkpoint=path, resume=True)
+    fresh = Tiny()
+    fresh.load_state_dict(load_checkpoint(path)["model"])
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                  net.state_dict().values(), strict=True))
 
 
 def test_save_checkpoint_is_atomic(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -376,16 +344,62 @@ def test_history_round_trips_through_a_dict() -> None:
     assert History.from_dict(history.to_dict()) == history
 
 
-# -- profiles
+# -- the epoch function, the held-out split, test-time flips
 
 
-def test_profiles_are_valid_recipes_and_d2l_is_the_books() -> None:
-    for profile in PROFILES.values():
-        kwargs = profile.train_kwargs()
-        assert set(kwargs) <= set(train.__code__.co_varnames)
-        assert profile.data_kwargs()["batch_size"] == profile.batch_size
-    d2l = get_profile("d2l")
-    assert (d2l.lr, d2l.num_epochs, d2l.batch_size, d2l.resize) == (0.05, 10, 256, 96)
-    assert (d2l.init, d2l.momentum, d2l.schedule, d2l.precision, d2l.augment,
-            d2l.normalize) == ("xavier", 0.0, "constant", "fp32", False, False)
-    assert get_profile("quick").train_subset is not None
+def test_train_epoch_is_the_loop_that_train_runs() -> None:
+    """Seeded alike, one epoch of train_epoch with the same optimizer and loss gives what
+    train records for its first epoch, to the bit."""
+    history, _ = _run(num_epochs=1, lr=0.1, schedule="constant")
+    train_iter, _ = _loaders()
+    net = Tiny()
+    set_seed(0)
+    init_weights(net, "kaiming")
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                                weight_decay=5e-4, fused=True)
+    loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+    mean_loss, mean_acc, n = train_epoch(net, train_iter, loss, optimizer)
+    assert n == 96
+    assert (mean_loss, mean_acc) == (history.train_loss[0], history.train_acc[0])
+
+
+def test_train_epoch_refuses_an_empty_data_set() -> None:
+    net = Tiny()
+    with pytest.raises(ValueError, match="no batch"):
+        train_epoch(net, [], nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), 0.1))
+
+
+def test_a_validation_iter_names_the_history_and_its_final_line() -> None:
+    train_iter, _ = _loaders()
+    images, labels = _data(32, seed=4)
+    val_iter = InMemoryLoader(images, labels, 16, split="val")
+    history = train(Tiny(), train_iter, val_iter, 1, 0.1, "cpu", seed=0, **RECIPE)
+    assert history.eval_split == "val" and len(history.eval_acc) == 1
+    assert ", val acc " in history.final_lines()
+    with pytest.raises(AttributeError, match="scored the val set, not the test set"):
+        _ = history.test_acc
+
+
+class LeftHalf(nn.Module):
+    """Scores class 1 by the brightness of the left half of the image, class 0 by 0.5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        left = X[..., : X.shape[-1] // 2].mean(dim=(1, 2, 3)) * self.w
+        return torch.stack([torch.full_like(left, 0.5), left], dim=1)
+
+
+def test_flip_tta_averages_the_scores_of_an_image_and_its_mirror() -> None:
+    X = torch.zeros(2, 1, 2, 4)
+    X[0, ..., :2] = 0.9          # bright left half: class 1; mirrored, class 0 (0.45 < 0.5)
+    X[1, ..., 2:] = 0.9          # bright right half: class 0; mirrored, class 1
+    y = torch.tensor([1, 1])
+    data = [(X, y)]
+    assert evaluate_accuracy(LeftHalf(), data) == 0.5
+    # With flips each scores (0.9 + 0) / 2 = 0.45 for class 1 against 0.5: class 0.
+    assert evaluate_accuracy(LeftHalf(), data, flip_tta=True) == 0.0
+    preds, _ = predict(LeftHalf(), data, flip_tta=True)
+    assert preds.tolist() == [0, 0]

@@ -10,16 +10,18 @@ slows both:
     ``ToTensor``, 4 worker processes), its ResNet-18 in fp32 and its loop (plain SGD,
     ``Accumulator``);
 (b) the project's training step: :func:`d2l_resnet.train.train` with the ``course``
-    recipe (in-memory loader, bfloat16 autocast, channels-last, matrix-product
-    convolutions for b5's one-pixel maps), same model, same batch size;
-(c) the machine's matrix-multiplication peak, bfloat16 where the CPU supports it.
+    recipe (in-memory loader, channels-last, matrix-product convolutions for the tiny
+    maps of b4 and b5, and the precision ``"auto"`` picks: bfloat16 where the CPU
+    computes it natively, else fp32), same model, same batch size;
+(c) the machine's matrix-multiplication peak in the precision of (b).
 
-Its last line gives both ratios: (b) / (a), and the FLOP rate of (b) (ResNet-18 at 28x28
-costs three forward passes' worth per training example) over (c).
+Its last line gives the ratio (b) / (a). ``--isa avx2`` runs it again in a process whose
+CPU kernels are capped at AVX2, as on most laptops.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from d2l_resnet.checks import check_positive_int
+from d2l_resnet.checks import check_int, check_positive_int
 
 __all__ = [
     "DataBenchRow",
@@ -76,26 +78,15 @@ def source_pipeline(batch_size: int = 256, resize: int | None = None, *,
                     num_workers: int = 4, root: str | os.PathLike[str] | None = None,
                     ) -> torch.utils.data.DataLoader:
     """The source notebook's training DataLoader exactly: ``Resize``, ``ToTensor``,
-    shuffled, ``num_workers`` worker processes (the source always used 4).
-
-    :func:`d2l_resnet.data.load_data_fashion_mnist` builds the same pipeline but picks the
-    number of workers from the CPU count; the benchmark compares against the source as
-    it was written.
+    shuffled, ``num_workers`` worker processes (the source always used 4, which
+    :func:`d2l_resnet.data.load_data_fashion_mnist` lowers on small machines).
     """
-    from torchvision import transforms
+    from d2l_resnet.data import load_data_fashion_mnist
 
-    from d2l_resnet.data import _fashion_mnist_dataset, prepare_fashion_mnist
-
-    trans = [transforms.ToTensor()]
-    if resize:
-        trans.insert(0, transforms.Resize(resize))
-    dataset = _fashion_mnist_dataset(prepare_fashion_mnist(root).raw_dir, True,
-                                     transforms.Compose(trans))
     with warnings.catch_warnings():
         # PyTorch warns when 4 workers exceed the cores; 4 is the source's choice.
         warnings.filterwarnings("ignore", message="This DataLoader will create")
-        return torch.utils.data.DataLoader(dataset, batch_size, shuffle=True,
-                                           num_workers=num_workers)
+        return load_data_fashion_mnist(batch_size, resize, root, num_workers=num_workers)[0]
 
 
 @dataclass(frozen=True)
@@ -191,9 +182,8 @@ def format_bench_data(rows: Sequence[DataBenchRow], *, batch_size: int = 256,
 
 # -- bench train ------------------------------------------------------------------------------
 
-#: The project's goals on a 2-core CPU: speed-up over the source, share of the matmul peak.
+#: The project's goal on a 2-core CPU: the speed-up of the training step over the source's.
 SPEEDUP_GOAL = 2.5
-PEAK_SHARE_GOAL = 0.75
 
 
 def train_flops_per_example(size: int = 28) -> float:
@@ -203,14 +193,6 @@ def train_flops_per_example(size: int = 28) -> float:
 
     rows = summarize(resnet18(), (1, 1, size, size))
     return 3.0 * sum(r.flops for r in rows)
-
-
-def bf16_supported() -> bool:
-    """Whether the CPU has fast bfloat16 matrix products (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def matmul_gflops(dtype: torch.dtype = torch.bfloat16, sizes: tuple[int, ...] = (1024, 2048,
@@ -234,10 +216,10 @@ def matmul_gflops(dtype: torch.dtype = torch.bfloat16, sizes: tuple[int, ...] = 
     return best, best_n
 
 
-def source_examples_per_sec(train_iter: object, steps: int, warmup: int) -> float:
+def source_examples_per_sec(train_iter: Iterable, steps: int, warmup: int) -> float:
     """Examples/s of the source notebook's loop: its DataLoader, fp32, plain SGD, Xavier."""
-    from d2l_resnet.model import resnet18
-    from d2l_resnet.train import accuracy, init_weights
+    from d2l_resnet.model import init_weights, resnet18
+    from d2l_resnet.train import accuracy
 
     net = init_weights(resnet18(), "xavier")
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
@@ -263,40 +245,59 @@ def source_examples_per_sec(train_iter: object, steps: int, warmup: int) -> floa
     return n / (time.perf_counter() - t0)
 
 
-def project_examples_per_sec(batch_size: int, steps: int, seed: int = 0) -> float:
+def project_examples_per_sec(batch_size: int, steps: int, seed: int = 0,
+                             precision: str = "auto") -> float:
     """Examples/s of :func:`d2l_resnet.train.train` with the course recipe.
 
     Two epochs over ``steps`` batches of the training set; the first warms up, the second
     is measured (training steps only, as the book's ``examples/sec``).
     """
-    import dataclasses
-
+    from d2l_resnet.data import load_data_for_profile
     from d2l_resnet.model import resnet18
     from d2l_resnet.profiles import get_profile
-    from d2l_resnet.train import load_data_for_profile, train
+    from d2l_resnet.train import train
 
-    profile = dataclasses.replace(get_profile("course"), batch_size=batch_size,
-                                  train_subset=steps * batch_size, test_subset=batch_size)
+    profile = get_profile("course").replace(
+        batch_size=batch_size, train_subset=steps * batch_size, test_subset=batch_size,
+        num_epochs=2, seed=seed, precision=precision)
     train_iter, test_iter = load_data_for_profile(profile, device="cpu")
-    recipe = profile.train_kwargs()
-    recipe.update(num_epochs=2, seed=seed)
     history = train(resnet18(), train_iter, test_iter, device="cpu", verbose=False,
-                    progress=False, **recipe)
+                    progress=False, **dataclasses.asdict(profile.recipe))
     return history.examples_per_sec[-1]
+
+
+def instruction_set() -> str:
+    """What the CPU kernels may use, in words: ATen's level, and oneDNN's cap if set."""
+    from d2l_resnet.devices import AVX2_CAPS
+
+    capped = all(os.environ.get(k, "").lower() == v.lower() for k, v in AVX2_CAPS.items())
+    level = torch.backends.cpu.get_cpu_capability()
+    if capped:
+        return f"capped to AVX2 ({' '.join(f'{k}={v}' for k, v in AVX2_CAPS.items())})"
+    return f"native (ATen {level})"
 
 
 @dataclass(frozen=True)
 class TrainBench:
-    """What :func:`bench_train` measured (best of its rounds)."""
+    """What :func:`bench_train` measured (best of its rounds).
+
+    Attributes:
+        batch_size: Examples per step, both sides.
+        source: Examples/s of the source pipeline (fp32).
+        project: Examples/s of the project's step.
+        precision: The project's precision and why (``"precision bf16 (CPU has AMX)"``).
+        peak_gflops: The matrix-product peak in the project's precision.
+        flops_per_example: Nominal FLOPs of one training example.
+        isa: What the CPU kernels may use (:func:`instruction_set`).
+    """
 
     batch_size: int
-    source: float            # examples/s
-    project: float           # examples/s
+    source: float
+    project: float
+    precision: str
     peak_gflops: float
-    peak_dtype: str
-    peak_size: int
     flops_per_example: float
-    fp32_gflops: float | None = None
+    isa: str
 
     @property
     def speedup(self) -> float:
@@ -308,34 +309,32 @@ class TrainBench:
         """The project's training rate in GFLOP/s (nominal FLOPs of ResNet-18)."""
         return self.project * self.flops_per_example / 1e9
 
-    @property
-    def peak_share(self) -> float:
-        """The project's GFLOP/s over the matmul peak."""
-        return self.project_gflops / self.peak_gflops
-
     def report(self) -> str:
-        """The table of results; the last line holds both ratios."""
+        """The table of results; the last line holds the ratio."""
         gflop = self.flops_per_example / 1e9
+        dtype = self.precision.split()[1]
         return "\n".join([
+            f"CPU instruction set: {self.isa}; {torch.get_num_threads()} threads",
             f"batch size {self.batch_size}, 28x28, ResNet-18: {gflop:.3f} GFLOP per training "
             f"example",
-            f"(a) source pipeline (DataLoader, fp32, SGD)   {self.source:8,.0f} examples/s",
-            f"(b) project step (in-memory, bf16, channels_last, course recipe) "
-            f"{self.project:8,.0f} examples/s = {self.project_gflops:,.0f} GFLOP/s",
-            f"(c) {self.peak_dtype} matmul peak ({self.peak_size}x{self.peak_size})       "
-            f"{self.peak_gflops:8,.0f} GFLOP/s"
-            + (f" (fp32: {self.fp32_gflops:,.0f} GFLOP/s)"
-               if self.fp32_gflops is not None and self.peak_dtype != "fp32" else ""),
-            f"speedup {self.speedup:.2f}x over the source pipeline (goal {SPEEDUP_GOAL}x), "
-            f"{100 * self.peak_share:.1f}% of the {self.peak_dtype} matmul peak "
-            f"(goal {100 * PEAK_SHARE_GOAL:.0f}%)",
+            f"(a) source pipeline (DataLoader, plain SGD), precision fp32 (the source's): "
+            f"{self.source:8,.0f} examples/s",
+            f"(b) project step (in-memory, channels_last, matrix-product convs, course "
+            f"recipe), {self.precision}: {self.project:8,.0f} examples/s = "
+            f"{self.project_gflops:,.0f} GFLOP/s",
+            f"(c) {dtype} matmul peak: {self.peak_gflops:,.0f} GFLOP/s; the step reaches "
+            f"{100 * self.project_gflops / self.peak_gflops:.0f}% of it",
+            f"speedup {self.speedup:.2f}x over the source pipeline (goal {SPEEDUP_GOAL}x)",
         ])
 
 
 def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds: int = 2,
-                root: str | os.PathLike[str] | None = None, log: Callable[[str], None] | None = None
-                ) -> TrainBench:
-    """Measure (a), (b) and (c) of the module's docstring; the best of ``rounds`` each.
+                root: str | os.PathLike[str] | None = None, precision: str = "auto",
+                log: Callable[[str], None] | None = None) -> TrainBench:
+    """Measure the source pipeline, the project's step and the matmul peak, side by side.
+
+    The two pipelines alternate for ``rounds`` rounds, so that a busy machine slows both;
+    the best round of each is kept.
 
     Args:
         batch_size: Examples per step, the same for both pipelines.
@@ -343,18 +342,22 @@ def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds:
         warmup: Steps before measuring (the source's workers start, caches fill).
         rounds: Alternating rounds of (a) and (b).
         root: Where Fashion-MNIST is (see :func:`d2l_resnet.data.prepare_fashion_mnist`).
+        precision: The project step's precision: ``"auto"`` (as the course profile),
+            ``"fp32"`` or ``"bf16"``.
         log: Called with a line after each measurement (e.g. ``print``), or None.
 
     Raises:
         ValueError: If a count is not a positive integer.
     """
+    from d2l_resnet.devices import resolve_precision
+
     for name, value in (("batch_size", batch_size), ("steps", steps), ("rounds", rounds)):
         check_positive_int(name, value)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    check_int("warmup", warmup)
     if (warmup + steps) * batch_size > 60_000:
         raise ValueError(f"(warmup + steps) * batch_size must be at most 60,000 (one epoch), "
                          f"got {(warmup + steps) * batch_size:,}; use fewer steps")
+    chosen = resolve_precision(precision, "cpu")
     say = log or (lambda _line: None)
     torch.manual_seed(0)
     source_iter = source_pipeline(batch_size, num_workers=4, root=root)
@@ -362,13 +365,12 @@ def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds:
     for r in range(rounds):
         sources.append(source_examples_per_sec(source_iter, steps, warmup))
         say(f"round {r + 1}: source {sources[-1]:,.0f} examples/s")
-        projects.append(project_examples_per_sec(batch_size, steps, seed=r))
-        say(f"round {r + 1}: project {projects[-1]:,.0f} examples/s")
-    dtype = torch.bfloat16 if bf16_supported() else torch.float32
-    peak, size = matmul_gflops(dtype)
-    say(f"{dtype} matmul: {peak:,.0f} GFLOP/s at {size}x{size}")
-    fp32 = matmul_gflops(torch.float32)[0] if dtype != torch.float32 else None
+        projects.append(project_examples_per_sec(batch_size, steps, seed=r,
+                                                 precision=precision))
+        say(f"round {r + 1}: project {projects[-1]:,.0f} examples/s ({chosen})")
+    dtype = torch.bfloat16 if chosen.name == "bf16" else torch.float32
+    peak = matmul_gflops(dtype)[0]
+    say(f"{dtype} matmul: {peak:,.0f} GFLOP/s")
     return TrainBench(batch_size=batch_size, source=max(sources), project=max(projects),
-                      peak_gflops=peak, peak_dtype="bf16" if dtype == torch.bfloat16
-                      else "fp32", peak_size=size, flops_per_example=train_flops_per_example(),
-                      fp32_gflops=fp32)
+                      precision=str(chosen), peak_gflops=peak,
+                      flops_per_example=train_flops_per_example(), isa=instruction_set())

@@ -12,11 +12,18 @@ handler that runs it; ``main`` returns the exit status.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from d2l_resnet.devices import PRECISIONS
+from d2l_resnet.model import MIN_SIZE
+from d2l_resnet.profiles import Profile, get_profile
+
 __all__ = ["build_parser", "main"]
+
+ISAS = ("native", "avx2")
 
 
 def _add_data(commands: argparse._SubParsersAction) -> None:
@@ -54,13 +61,18 @@ def _add_bench_train(which: argparse._SubParsersAction) -> None:
         "train", help="the source training pipeline vs the project's training step",
         description="Training examples per second of the source notebook's pipeline (its "
                     "DataLoader, fp32, plain SGD) and of the project's training step (the "
-                    "course recipe), side by side at 28x28 with the same model and batch "
-                    "size, and the machine's bf16 (else fp32) matmul GFLOP/s; both ratios "
-                    "on the last line. About a minute on 2 CPU cores.")
+                    "course recipe, in the precision it picks), side by side at 28x28 with "
+                    "the same model and batch size, and the machine's matmul GFLOP/s; the "
+                    "speed-up on the last line. About a minute on 2 CPU cores.")
     p.add_argument("--batch-size", type=int, default=256, help="examples per step (256)")
     p.add_argument("--steps", type=int, default=20, help="measured steps per round (20)")
     p.add_argument("--rounds", type=int, default=2,
                    help="alternating rounds of both; the best of each is kept (2)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="precision of the project's step (auto, as the course profile)")
+    p.add_argument("--isa", default="native", choices=ISAS,
+                   help="native, or avx2: re-run in a process whose CPU kernels are capped "
+                        "at AVX2 (oneDNN, MKL, ATen), like most laptops")
     p.add_argument("--root", type=Path, default=None,
                    help="a folder holding Fashion-MNIST (see the data command)")
     p.add_argument("--quiet", action="store_true", help="print the results only")
@@ -68,10 +80,20 @@ def _add_bench_train(which: argparse._SubParsersAction) -> None:
 
 
 def _run_bench_train(args: argparse.Namespace) -> int:
-    from d2l_resnet.bench import bench_train
+    import os
+    import subprocess
 
+    from d2l_resnet.bench import bench_train
+    from d2l_resnet.devices import AVX2_CAPS
+
+    capped = all(os.environ.get(k) == v for k, v in AVX2_CAPS.items())
+    if args.isa == "avx2" and not capped:
+        # The caps are read when the libraries load, so they need a fresh process.
+        return subprocess.run([sys.executable, "-m", "d2l_resnet", *args.argv],
+                              env={**os.environ, **AVX2_CAPS}, check=False).returncode
     result = bench_train(args.batch_size, steps=args.steps, rounds=args.rounds,
-                         root=args.root, log=None if args.quiet else _log)
+                         root=args.root, precision=args.precision,
+                         log=None if args.quiet else _log)
     print(result.report())
     return 0
 
@@ -85,14 +107,20 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
         "train", help="train ResNet-18 on Fashion-MNIST; print the book's final lines",
         description="Train the source's ResNet-18 with a profile's recipe (quick, course, "
                     "d2l; default: $D2L_RESNET_PROFILE, else course), scoring the whole test "
-                    "set after every epoch. Options override the profile.")
+                    "set after every epoch. Options override the profile. Under torchrun "
+                    "it trains data-parallel, one process per rank.")
     p.add_argument("--profile", default=None, help="quick, course or d2l")
     p.add_argument("--epochs", type=int, default=None, help="number of epochs")
     p.add_argument("--lr", type=float, default=None, help="(peak) learning rate")
-    p.add_argument("--batch-size", type=int, default=None, help="examples per step")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="examples per step (all processes together under torchrun)")
     p.add_argument("--resize", type=int, default=None,
                    help="resize the 28x28 images to this side (the book: 96)")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="auto (bf16 where the device computes it natively, else fp32), "
+                        "fp32 or bf16 (profile: auto)")
+    p.add_argument("--device", default=None, help="auto (default: cuda, else mps, else cpu), "
+                                                  "cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=None, help="random seed (profile: 0)")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="save a checkpoint here after every epoch (atomically)")
@@ -104,54 +132,58 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_train)
 
 
-def _check_option(name: str, value: float | None, low: float, what: str) -> None:
-    if value is not None and not value >= low:
-        raise ValueError(f"{name} must be {what}, got {value}")
+def _train_profile(args: argparse.Namespace) -> Profile:
+    """The profile named by --profile with the other options applied (and checked)."""
+    options = {"--epochs": ("num_epochs", args.epochs), "--lr": ("lr", args.lr),
+               "--batch-size": ("batch_size", args.batch_size),
+               "--resize": ("resize", args.resize), "--seed": ("seed", args.seed),
+               "--precision": ("precision", args.precision)}
+    profile = get_profile(args.profile)
+    for option, (name, value) in options.items():
+        if value is None:
+            continue
+        if name == "resize" and value < MIN_SIZE:
+            raise ValueError(f"--resize must be at least {MIN_SIZE} (the network's smallest "
+                             f"input; the book uses 96), got {value}")
+        try:
+            profile = profile.replace(**{name: value})
+        except ValueError as err:   # the recipe's message, in the option's name
+            raise ValueError(str(err).replace(name, option, 1).replace(" or None", "")
+                             ) from None
+    return profile
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import dataclasses
+    from d2l_resnet.checkpoint import load_checkpoint
+    from d2l_resnet.data import load_data_for_profile
+    from d2l_resnet.devices import get_device
+    from d2l_resnet.distributed import is_main, world
+    from d2l_resnet.model import resnet18
+    from d2l_resnet.train import train
 
-    from d2l_resnet.profiles import get_profile
-
-    profile = get_profile(args.profile)
-    _check_option("--epochs", args.epochs, 1, "a positive integer (e.g. --epochs 10)")
-    _check_option("--batch-size", args.batch_size, 1, "a positive integer (e.g. 256)")
-    _check_option("--seed", args.seed, 0, "a non-negative integer")
-    if args.lr is not None and not 0 < args.lr < float("inf"):
-        raise ValueError(f"--lr must be a positive number (the book uses 0.05), got {args.lr}")
-    if args.resize is not None:
-        from d2l_resnet.model import MIN_SIZE
-
-        _check_option("--resize", args.resize, MIN_SIZE,
-                      f"at least {MIN_SIZE} (the network's smallest input; the book uses 96)")
+    profile = _train_profile(args)
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
     if args.resume and not args.checkpoint.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {args.checkpoint}; run once "
                                 f"without --resume to create it")
-    overrides = {k: v for k, v in (("num_epochs", args.epochs), ("lr", args.lr),
-                                   ("batch_size", args.batch_size),
-                                   ("resize", args.resize), ("seed", args.seed))
-                 if v is not None}
-    profile = dataclasses.replace(profile, **overrides)
-
-    from d2l_resnet.model import resnet18
-    from d2l_resnet.train import get_device, load_checkpoint, load_data_for_profile, train
-
     device = get_device(args.device)
     if args.resume:
         load_checkpoint(args.checkpoint)          # an unreadable file fails here, early
-    train_iter, test_iter = load_data_for_profile(profile, root=args.root, device=device)
-    if not args.quiet:
-        _log(f"profile {profile.name}: {profile.num_epochs} epochs, lr {profile.lr:g}, "
-             f"batch {profile.batch_size}, size {profile.resize or 28}, "
+    rank, world_size = world()
+    train_iter, test_iter = load_data_for_profile(profile, root=args.root, device=device,
+                                                  rank=rank, world_size=world_size)
+    if not args.quiet and is_main():
+        data, recipe = profile.data, profile.recipe
+        _log(f"profile {profile.name}: {recipe.num_epochs} epochs, lr {recipe.lr:g}, "
+             f"batch {data.batch_size}, size {data.resize or 28}, "
              f"{train_iter.num_examples:,} training / {test_iter.num_examples:,} test "
              f"examples")
     history = train(resnet18(), train_iter, test_iter, device=device,
                     checkpoint=args.checkpoint, resume=args.resume, verbose=not args.quiet,
-                    progress=False if args.quiet else None, **profile.train_kwargs())
-    if args.quiet:
+                    progress=False if args.quiet else None,
+                    **dataclasses.asdict(profile.recipe))
+    if args.quiet and is_main():
         print(history.final_lines())
     return 0
 
@@ -205,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors in the user's input print a message and return 2."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

@@ -1,8 +1,11 @@
-"""The residual block, ResNet-18 as in the course notebook, and a layer-by-layer summary.
+"""The residual block, ResNet-18 as in the course notebook, its initialisation, and a
+layer-by-layer summary.
 
 Names follow the source notebook and the book (`input_channels`, `num_channels`,
 `use_1x1conv`, `strides`, `num_residuals`, `first_block`) so that a student can read
-both side by side.
+both side by side. The last section is an appendix for speed on a CPU:
+:class:`MatmulConv2d` computes the convolutions of the tiny feature maps of the last
+stages as matrix products, with the same parameters and results.
 """
 
 from __future__ import annotations
@@ -13,19 +16,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from d2l_resnet.checks import check_positive_int
+from d2l_resnet.checks import check_choice, check_positive_int
 
 __all__ = [
+    "INITS",
     "MIN_SIZE",
     "InputCheck",
     "LayerSummary",
+    "MatmulConv2d",
     "Residual",
     "check_image_batch",
     "count_parameters",
     "format_summary",
+    "init_weights",
     "resnet18",
     "resnet_block",
     "summarize",
+    "use_matmul_convs",
 ]
 
 
@@ -194,6 +201,51 @@ def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
     return net
 
 
+# -- initialisation -------------------------------------------------------------------
+
+INITS = ("xavier", "kaiming", "default")
+
+
+def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
+    """Initialise the weights of ``net``'s convolutions and linear layers in place.
+
+    Args:
+        net: The network.
+        scheme: ``"xavier"``: Xavier-uniform weights, as the source (biases untouched).
+            ``"kaiming"``: He-normal weights for the ReLU convolutions (fan-out, as
+            torchvision's ResNet), zero biases, and the last BatchNorm of each residual
+            branch started at zero, so each block starts as the identity (Goyal et al.
+            2017; torchvision's ``zero_init_residual``): the signal passes unchanged
+            through the shortcuts at first, which lets a short run use a large rate.
+            ``"default"``: leave PyTorch's initialisation.
+
+    Returns:
+        ``net``, for chaining.
+    """
+    check_choice("init", scheme, INITS)
+    if scheme == "default":
+        return net
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                else:
+                    nn.init.normal_(m.weight, std=0.01)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    if scheme == "kaiming":
+        for m in net.modules():
+            if isinstance(m, Residual):
+                nn.init.zeros_(m.bn2.weight)    # the branch's last BatchNorm: F(X) = 0
+    return net
+
+
+# -- the summary --------------------------------------------------------------------------
+
+
 def count_parameters(net: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
@@ -278,3 +330,96 @@ def format_summary(rows: list[LayerSummary]) -> str:
     total_flops = sum(r.flops for r in rows)
     lines.append(f"{'total':<40}{total_params:>12,}{total_flops / 1e6:>12.1f}")
     return "\n".join(lines)
+
+
+# -- appendix: a faster convolution for the tiny maps of the last stages (CPU) ----------
+
+
+class MatmulConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that computes as one matrix product on tiny feature maps.
+
+    At 28x28 the last stages of ResNet-18 see 2x2 (b4) and 1x1 (b5) feature maps, where a
+    padded 3x3 convolution multiplies most of its taps by zero padding and oneDNN's
+    convolution is slow. On such maps a convolution is a plain linear map from the
+    ``C*H*W`` input numbers to the ``O*Ho*Wo`` output numbers; this module computes it
+    as one matrix product, which the CPU's matrix units run many times faster:
+
+    - one output pixel (b5): the kernel taps that meet real pixels are cut out, and
+      ``Y = X @ W.T + b``;
+    - maps of at most ``kh*kw`` pixels (b4's 2x2): the kernel is spread into the
+      ``(C*H*W, O*Ho*Wo)`` matrix of the linear map (each weight copied to every place
+      it is applied, zero where a tap meets padding).
+
+    The outputs and gradients are those of ``nn.Conv2d`` (up to rounding), the
+    parameters and the ``state_dict`` are the same; other shapes fall back to
+    ``nn.Conv2d``.
+    """
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        N, C, H, W = X.shape
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        if (self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros"
+                or isinstance(self.padding, str)):
+            return super().forward(X)
+        ph, pw = self.padding
+        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        if Ho == 1 and Wo == 1:
+            # The single output pixel reads input rows 0..r-1 and columns 0..c-1 through
+            # taps ph..ph+r-1 and pw..pw+c-1 of the kernel; the others meet only padding.
+            r, c = min(H, kh - ph), min(W, kw - pw)
+            cols = X[:, :, :r, :c].reshape(N, C * r * c)                      # (N, C*r*c)
+            weight = self.weight[:, :, ph:ph + r, pw:pw + c].reshape(self.out_channels, -1)
+            Y = nn.functional.linear(cols, weight, self.bias)                  # (N, O)
+            return Y.view(N, self.out_channels, 1, 1)
+        if H * W > kh * kw:   # noqa: SIM300 (reads: more pixels than taps)
+            return super().forward(X)
+        return self._dense(X, Ho, Wo)
+
+    def _dense(self, X: torch.Tensor, Ho: int, Wo: int) -> torch.Tensor:
+        """The convolution as a linear map: input pixel (a, b) reaches output pixel (i, j)
+        through tap (a - i*sh + ph, b - j*sw + pw), when that tap exists."""
+        N, C, H, W = X.shape
+        out = self.out_channels
+        kh, kw = self.kernel_size
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        dev = X.device
+        rows = (torch.arange(H, device=dev)[:, None] - torch.arange(Ho, device=dev) * sh
+                + ph)                                                          # (H, Ho)
+        cols = (torch.arange(W, device=dev)[:, None] - torch.arange(Wo, device=dev) * sw
+                + pw)                                                          # (W, Wo)
+        # place[t, (a, i, b, j)] = 1 where tap t joins input (a, b) to output (i, j).
+        tap = rows[:, :, None, None] * kw + cols[None, None, :, :]            # (H, Ho, W, Wo)
+        valid = (((rows >= 0) & (rows < kh))[:, :, None, None]
+                 & ((cols >= 0) & (cols < kw))[None, None, :, :])
+        place = (torch.arange(kh * kw, device=dev)[:, None] == tap[valid].flatten()[None, :])
+        full = torch.zeros(kh * kw, H * Ho * W * Wo, device=dev, dtype=self.weight.dtype)
+        full[:, valid.flatten()] = place.to(full.dtype)
+        # A matrix product spreads the weights (its backward gathers them back).
+        taps = (self.weight.reshape(out * C, kh * kw) @ full).view(out, C, H, Ho, W, Wo)
+        # Rows of the linear map: (i, j, o), output channels last; columns: (a, b, c).
+        weight = taps.permute(3, 5, 0, 2, 4, 1).reshape(Ho * Wo * out, H * W * C)
+        bias = self.bias.repeat(Ho * Wo) if self.bias is not None else None
+        Xf = X.permute(0, 2, 3, 1).reshape(N, H * W * C)                      # (N, H*W*C)
+        Y = nn.functional.linear(Xf, weight, bias)                             # (N, Ho*Wo*out)
+        return Y.view(N, Ho, Wo, out).permute(0, 3, 1, 2)                      # channels-last
+
+
+def use_matmul_convs(net: nn.Module) -> nn.Module:
+    """Replace every ``nn.Conv2d`` of ``net`` by a :class:`MatmulConv2d` sharing its parameters.
+
+    Nothing changes but the speed: same parameters (the same tensors), same
+    ``state_dict``, same outputs. Returns ``net``.
+    """
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Conv2d:
+                new = MatmulConv2d(child.in_channels, child.out_channels, child.kernel_size,
+                                   stride=child.stride, padding=child.padding,
+                                   dilation=child.dilation, groups=child.groups,
+                                   bias=child.bias is not None, padding_mode=child.padding_mode,
+                                   device="meta")
+                new.weight = child.weight
+                new.bias = child.bias
+                setattr(parent, name, new)
+    return net

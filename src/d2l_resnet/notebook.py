@@ -53,17 +53,20 @@ def show_source(obj: Any) -> Any:
 
 
 def run_info(profile: str | None = None) -> str:
-    """One line naming the profile and the versions that produced a notebook's outputs."""
+    """One line naming the profile, the versions, the device and the precision that
+    produced a notebook's outputs."""
     import torch
     import torchvision
 
     import d2l_resnet
+    from d2l_resnet.devices import get_device, resolve_precision
     from d2l_resnet.profiles import get_profile
 
-    name = get_profile(profile).name
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = get_profile(profile)
+    device = get_device("auto")
+    precision = resolve_precision(chosen.recipe.precision, device)
     return (
-        f"profile {name} | d2l_resnet {d2l_resnet.__version__} | "
+        f"profile {chosen.name} | d2l_resnet {d2l_resnet.__version__} | "
         f"Python {platform.python_version()} | torch {torch.__version__} | "
-        f"torchvision {torchvision.__version__} | device {device}"
+        f"torchvision {torchvision.__version__} | device {device.type} | {precision}"
     )

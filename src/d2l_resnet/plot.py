@@ -214,8 +214,8 @@ def _history_axes(fig: Figure, history: Any, num_epochs: int | None) -> None:
     xs = [p[0] for p in points]
     ax_loss.plot(xs, [p[1] for p in points], color="C0", label="train loss")
     ax_acc.plot(xs, [p[2] for p in points], color="C1", label="train acc")
-    ax_acc.plot(list(history.epochs), list(history.test_acc), "o-", color="C2",
-                label="test acc")
+    ax_acc.plot(list(history.epochs), list(history.eval_acc), "o-", color="C2",
+                label=f"{history.eval_split} acc")
     last = num_epochs or (max(xs) if xs else 1)
     for ax, ylabel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlim(0, max(1, last))
@@ -229,7 +229,7 @@ def _history_axes(fig: Figure, history: Any, num_epochs: int | None) -> None:
 
 def plot_history(history: Any, num_epochs: int | None = None,
                  figsize: tuple[float, float] = (7.0, 2.8)) -> Figure:
-    """The curves of a :class:`d2l_resnet.train.History`: loss, train and test accuracy.
+    """The curves of a :class:`d2l_resnet.train.History`: loss, train and held-out accuracy.
 
     Args:
         history: What :func:`d2l_resnet.train.train` returned (or holds so far).

@@ -1,127 +1,231 @@
-"""Profiles: one switch for how much work the notebooks and the CLI do.
+"""The training recipe, written once, and the profiles that hold one.
 
-``quick`` is for tests and nbval (every notebook in under a minute on 2 CPU cores),
-``course`` (the default) is the full data set at 28x28 tuned for a laptop CPU, ``d2l`` is
-the book's settings for a GPU. Choose with the environment variable
-``D2L_RESNET_PROFILE`` or an explicit name.
+A :class:`Recipe` is how to train (epochs, rate, optimizer, schedule, loss, initialisation,
+precision, memory layout, seed); a :class:`DataSpec` is what to train on (batch size,
+image size, subsets, augmentation); a :class:`Profile` names a pair of them. The
+notebooks and the CLI choose a profile with the environment variable
+``D2L_RESNET_PROFILE`` or by name:
 
-Each profile also carries a training recipe (:meth:`Profile.train_kwargs` gives the
-keyword arguments of :func:`d2l_resnet.train.train`):
+- ``quick``: for tests and nbval, the course recipe on a small subset, two epochs: every
+  notebook runs in under a minute on 2 CPU cores.
+- ``course`` (the default): all of Fashion-MNIST at 28x28, a recipe for a laptop CPU
+  whose choices were made on a validation split (``python -m d2l_resnet experiment
+  recipe``; the table is ``results/recipe.csv``, discussed in notebook 04).
+- ``d2l``: the book's recipe, unchanged: Xavier init, plain SGD at a constant lr 0.05, no
+  augmentation, pixels in [0, 1], fp32, 96x96 images, 10 epochs (for a GPU).
 
-- ``d2l``: the book's recipe, unchanged: Xavier init, plain SGD at a constant lr 0.05,
-  no augmentation, pixels in [0, 1], fp32, 96x96 images, 10 epochs.
-- ``course``: what reaches the highest test accuracy in about ten minutes on a 2-core
-  CPU at 28x28. Each choice buys accuracy per second:
-
-  * Kaiming init with each residual branch's last BatchNorm at zero: every block
-    starts as the identity, so a high rate is safe from the first step.
-  * SGD with Nesterov momentum 0.9 and a one-cycle rate (warm-up to 0.1, cosine down to
-    nearly zero): fast progress early, a careful finish.
-  * Weight decay 5e-4 and label smoothing 0.1: less over-confidence, better test accuracy.
-  * Random horizontal flips: more data for free (clothes are left-right symmetric).
-    Shifts of 2 pixels as well regularized too much for a dozen epochs: the network
-    underfit (train accuracy 0.924, test 0.918 in a 12-epoch run with them).
-  * Normalized inputs, bfloat16 autocast, channels-last memory, the convolutions of b4
-    and b5 as matrix products (:class:`d2l_resnet.train.MatmulConv2d`) and a fused
-    SGD kernel: the CPU's fast paths. Thirteen epochs fit in ten minutes.
+``train(net, train_iter, test_iter, **asdict(profile.recipe))`` trains with a profile's
+recipe; :func:`d2l_resnet.data.load_data_for_profile` loads its data.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_PROFILE", "PROFILES", "PROFILE_ENV", "Profile", "get_profile"]
+from d2l_resnet.checks import check_choice, check_int, check_positive_int, check_range
+from d2l_resnet.devices import PRECISIONS
+from d2l_resnet.model import INITS
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "INITS",
+    "PROFILES",
+    "PROFILE_ENV",
+    "SCHEDULES",
+    "DataSpec",
+    "Profile",
+    "Recipe",
+    "get_profile",
+]
 
 PROFILE_ENV = "D2L_RESNET_PROFILE"
 DEFAULT_PROFILE = "course"
+SCHEDULES = ("constant", "onecycle")
 
 
 @dataclass(frozen=True)
-class Profile:
-    """Settings shared by the notebooks and the CLI.
+class Recipe:
+    """How to train: every setting of :func:`d2l_resnet.train.train` that shapes the result.
+
+    The defaults are the source notebook's recipe (Xavier init, plain SGD at a constant
+    rate, fp32), with the book's lr 0.05. A recipe checks itself when it is made, and a
+    checkpoint stores it whole, so a resumed run can name any setting that differs.
 
     Attributes:
-        name: ``quick``, ``course`` or ``d2l``.
-        num_epochs: Training epochs.
-        lr: Peak learning rate.
-        batch_size: Examples per step.
-        resize: Side length the images are resized to, or None for 28x28.
-        train_subset: How many training examples to use (None: all 60,000).
-        test_subset: How many test examples to score (None: all 10,000).
+        num_epochs: Epochs to train.
+        lr: Learning rate (the peak rate with the one-cycle schedule).
         momentum: SGD momentum (0: plain SGD, as the book).
-        nesterov: Nesterov momentum.
-        weight_decay: L2 penalty.
+        nesterov: Nesterov momentum (needs momentum > 0).
+        weight_decay: L2 penalty of SGD.
         label_smoothing: Label smoothing of the cross-entropy loss.
-        schedule: ``"constant"`` or ``"onecycle"`` (see :func:`d2l_resnet.train.train`).
-        init: ``"xavier"`` (the source), ``"kaiming"`` or ``"default"``.
-        augment: Random horizontal flips (and shifts) of the training images.
-        max_shift: Largest random shift of ``augment``, in pixels (0: flips only).
-        normalize: Normalize the inputs (False: pixels in [0, 1], as ``ToTensor``).
-        precision: ``"fp32"`` or ``"bf16"`` (autocast).
-        channels_last: Channels-last memory format.
-        matmul_convs: Compute one-pixel-output convolutions as matrix products.
-        seed: Seeds initialisation, shuffling and augmentation.
+        schedule: ``"constant"``, or ``"onecycle"``: warm up to ``lr`` over the first
+            quarter of the steps, then anneal (cosine) to nearly zero, stepped per batch.
+        init: ``"xavier"`` (the source), ``"kaiming"`` (He init with each residual branch
+            starting at zero, see :func:`d2l_resnet.model.init_weights`), ``"default"``
+            (PyTorch's), or None to keep the weights as they are (fine-tuning).
+        precision: ``"auto"`` (bf16 autocast where the device computes bfloat16
+            natively, else fp32; see :func:`d2l_resnet.devices.resolve_precision`),
+            ``"fp32"`` or ``"bf16"``.
+        channels_last: Run the network in channels-last memory format (faster
+            convolutions on a CPU).
+        matmul_convs: Compute the convolutions of tiny maps as matrix products
+            (:func:`d2l_resnet.model.use_matmul_convs`): same results, faster on a CPU.
+        flip_tta: Score held-out images as the mean of the predictions for the image and
+            its mirror image (test-time augmentation, for networks trained with flips).
+        seed: Seed everything first (initialisation, shuffling, augmentation), or None.
     """
 
-    name: str
-    num_epochs: int
-    lr: float
-    batch_size: int
-    resize: int | None
-    train_subset: int | None
-    test_subset: int | None
+    num_epochs: int = 10
+    lr: float = 0.05
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     schedule: str = "constant"
-    init: str = "xavier"
-    augment: bool = False
-    max_shift: int = 2
-    normalize: bool = False
+    init: str | None = "xavier"
     precision: str = "fp32"
     channels_last: bool = False
     matmul_convs: bool = False
-    seed: int = 0
+    flip_tta: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_positive_int("num_epochs", self.num_epochs)
+        check_range("lr", self.lr, 0, math.inf, low_open=True, hint="the book uses 0.05")
+        check_range("momentum", self.momentum, 0, 1)
+        check_range("weight_decay", self.weight_decay, 0, math.inf)
+        check_range("label_smoothing", self.label_smoothing, 0, 1)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("init", self.init, (*INITS, None))
+        check_choice("precision", self.precision, PRECISIONS)
+        check_int("seed", self.seed, allow_none=True)
+        for name in ("nesterov", "channels_last", "matmul_convs", "flip_tta"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some settings changed (and checked)."""
+        _check_names(Recipe, changes)
+        return dataclasses.replace(self, **changes)
+
+    def differences(self, other: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """The settings where ``other`` (a stored ``asdict(recipe)``) differs from this one:
+        ``{name: (stored value, this value)}``; a setting missing from ``other`` counts."""
+        mine = dataclasses.asdict(self)
+        missing = object()
+        return {name: (other.get(name, missing), value) for name, value in mine.items()
+                if other.get(name, missing) != value}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What to train on: the keyword arguments of
+    :func:`d2l_resnet.data.load_data_fashion_mnist_fast` (the seed comes from the recipe).
+
+    Attributes:
+        batch_size: Examples per step.
+        resize: Side length the images are resized to, or None for 28x28.
+        train_subset: How many training examples to use (None: all 60,000, less the
+            validation split).
+        test_subset: How many test examples to score (None: all 10,000).
+        validation: Hold out this many training examples as a validation set (0: none).
+        augment: Random horizontal flips (and shifts) of the training images.
+        max_shift: Largest random shift of ``augment``, in pixels (0: flips only).
+        normalize: Normalize the inputs (False: pixels in [0, 1], as ``ToTensor``).
+    """
+
+    batch_size: int = 256
+    resize: int | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    validation: int = 0
+    augment: bool = False
+    max_shift: int = 0
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("resize", self.resize, allow_none=True)
+        check_positive_int("train_subset", self.train_subset, allow_none=True)
+        check_positive_int("test_subset", self.test_subset, allow_none=True)
+        check_int("validation", self.validation)
+        check_int("max_shift", self.max_shift)
+
+    def replace(self, **changes: Any) -> DataSpec:
+        """A copy with some settings changed (and checked)."""
+        _check_names(DataSpec, changes)
+        return dataclasses.replace(self, **changes)
+
+
+def _check_names(cls: type, settings: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming any of ``settings`` that ``cls`` (a dataclass) lacks."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(settings) - set(names))
+    if unknown:
+        raise ValueError(f"unknown setting{'s' * (len(unknown) > 1)} {', '.join(unknown)}; "
+                         f"a {cls.__name__} has {', '.join(names)}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named pair of a :class:`Recipe` and a :class:`DataSpec`.
+
+    Attributes:
+        name: ``quick``, ``course`` or ``d2l``.
+        recipe: How to train.
+        data: What to train on.
+    """
+
+    name: str
+    recipe: Recipe
+    data: DataSpec
 
     @property
     def quick(self) -> bool:
         """True for the small profile used by tests and nbval."""
         return self.name == "quick"
 
-    def train_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`d2l_resnet.train.train` for this recipe."""
-        return {"num_epochs": self.num_epochs, "lr": self.lr, "momentum": self.momentum,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay,
-                "label_smoothing": self.label_smoothing, "schedule": self.schedule,
-                "init": self.init, "precision": self.precision,
-                "channels_last": self.channels_last, "matmul_convs": self.matmul_convs,
-                "seed": self.seed}
+    def replace(self, **changes: Any) -> Profile:
+        """A copy with settings of the recipe or the data changed, by their names.
 
-    def data_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`d2l_resnet.data.load_data_fashion_mnist_fast`."""
-        return {"batch_size": self.batch_size, "resize": self.resize,
-                "augment": self.augment, "max_shift": self.max_shift,
-                "normalize": self.normalize, "seed": self.seed,
-                "train_subset": self.train_subset, "test_subset": self.test_subset}
+        ``profile.replace(num_epochs=3, batch_size=128)`` changes the recipe's epochs and
+        the data's batch size.
+
+        Raises:
+            ValueError: If a name is a setting of neither, or a value is out of range.
+        """
+        recipe_names = {f.name for f in dataclasses.fields(Recipe)}
+        data_names = {f.name for f in dataclasses.fields(DataSpec)}
+        unknown = sorted(set(changes) - recipe_names - data_names)
+        if unknown:
+            raise ValueError(f"unknown setting{'s' * (len(unknown) > 1)} {', '.join(unknown)}; "
+                             f"a profile has the settings of a Recipe and of a DataSpec")
+        return dataclasses.replace(
+            self,
+            recipe=self.recipe.replace(**{k: v for k, v in changes.items() if k in recipe_names}),
+            data=self.data.replace(**{k: v for k, v in changes.items() if k in data_names}))
 
 
-_COURSE_RECIPE: dict[str, Any] = {
-    "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1,
-    "schedule": "onecycle", "init": "kaiming", "augment": True, "max_shift": 0,
-    "normalize": True,
-    "precision": "bf16", "channels_last": True, "matmul_convs": True,
-}
+# The course recipe. Each choice was made on a validation split of the training set
+# (5,000 images; the test set was not looked at): `python -m d2l_resnet experiment
+# recipe` regenerates the comparison in results/recipe.csv, which notebook 04 plots.
+COURSE_RECIPE = Recipe(
+    num_epochs=13, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+    label_smoothing=0.1, schedule="onecycle", init="kaiming", precision="auto",
+    channels_last=True, matmul_convs=True, seed=0)
+COURSE_DATA = DataSpec(batch_size=256, augment=True, max_shift=0, normalize=True)
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", num_epochs=2, lr=0.1, batch_size=128, resize=None,
-                     train_subset=4096, test_subset=1024, **_COURSE_RECIPE),
-    "course": Profile("course", num_epochs=13, lr=0.1, batch_size=256, resize=None,
-                      train_subset=None, test_subset=None, **_COURSE_RECIPE),
-    "d2l": Profile("d2l", num_epochs=10, lr=0.05, batch_size=256, resize=96,
-                   train_subset=None, test_subset=None),
+    "quick": Profile("quick", COURSE_RECIPE.replace(num_epochs=2),
+                     COURSE_DATA.replace(batch_size=128, train_subset=4096,
+                                         test_subset=1024)),
+    "course": Profile("course", COURSE_RECIPE, COURSE_DATA),
+    "d2l": Profile("d2l", Recipe(num_epochs=10, lr=0.05, seed=0),
+                   DataSpec(batch_size=256, resize=96)),
 }
 
 

@@ -6,59 +6,57 @@ The source's loop, read top to bottom, has two defects that this module fixes:
   :func:`evaluate_accuracy` scores the whole data set (in eval mode, without gradients,
   and puts the network back in the mode it found it in).
 - The test accuracy is computed once, after the last epoch; :func:`train` scores the
-  test set after every epoch and returns a :class:`History`.
+  held-out set after every epoch and returns a :class:`History`.
 
-It adds what a run on a laptop needs: seeding (:func:`set_seed`), the choice of a device
-(:func:`try_gpu`, :func:`get_device`), bfloat16 autocast and ``channels_last`` on the
-CPU, a stop with a clear message when the loss diverges (the source's ``lr = 0.9``),
-and checkpoints written atomically after every epoch, from which a run resumes to the
-same final metrics as a run that was never interrupted.
+The module reads in three parts: scoring (:func:`accuracy`, :func:`evaluate_accuracy`,
+:func:`predict`); one epoch of training (:func:`train_epoch`, the loop notebook 04 shows);
+and a whole run (:func:`train`: set-up, resume, and after every epoch the history, the
+checkpoint and the divergence guard).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from d2l_resnet.checks import check_positive_int
+from d2l_resnet.checkpoint import (
+    FORMAT,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from d2l_resnet.checks import check_int
+from d2l_resnet.devices import autocast, get_device, resolve_precision
+from d2l_resnet.distributed import is_main, sum_across_ranks, world
+from d2l_resnet.model import init_weights, use_matmul_convs
 from d2l_resnet.notebook import progress_bar
+from d2l_resnet.profiles import Recipe
 
 __all__ = [
     "DivergenceError",
+    "DivergenceGuard",
     "History",
-    "MatmulConv2d",
     "accuracy",
     "confusion_matrix",
     "evaluate_accuracy",
-    "get_device",
-    "init_weights",
-    "load_checkpoint",
-    "load_data_for_profile",
     "predict",
-    "save_checkpoint",
     "set_seed",
     "train",
-    "try_gpu",
-    "use_matmul_convs",
+    "train_epoch",
 ]
 
-INITS = ("xavier", "kaiming", "default")
-SCHEDULES = ("constant", "onecycle")
-PRECISIONS = ("fp32", "bf16")
 
-
-# -- small pieces: accuracy, devices, seeds, initialisation -------------------------------
+# -- scoring --------------------------------------------------------------------------------
 
 
 def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
@@ -77,194 +75,6 @@ def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
     return float((y_hat.to(y.dtype) == y).sum())
 
 
-def try_gpu(i: int = 0) -> torch.device:
-    """``cuda:i`` if that GPU exists, else the CPU (the source's ``try_gpu``)."""
-    if torch.cuda.device_count() >= i + 1:
-        return torch.device(f"cuda:{i}")
-    return torch.device("cpu")
-
-
-def get_device(name: str | torch.device | None = None) -> torch.device:
-    """The device called ``name``: ``"auto"`` or None (a GPU if any), ``"cpu"``, ``"cuda:0"``...
-
-    Raises:
-        ValueError: If the name is not a device, or names a GPU this machine lacks.
-    """
-    if name is None or (isinstance(name, str) and name.strip().lower() == "auto"):
-        return try_gpu()
-    try:
-        device = torch.device(name.strip().lower() if isinstance(name, str) else name)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"unknown device {name!r}; expected 'auto', 'cpu', 'cuda' or "
-                         f"'cuda:N'") from err
-    if device.type == "cuda":
-        index = device.index or 0
-        if torch.cuda.device_count() <= index:
-            raise ValueError(f"device {name!r} is not available: this machine has "
-                             f"{torch.cuda.device_count()} CUDA GPU(s); use 'cpu' or 'auto'")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(f"device {name!r} is not available here; use 'cpu' or 'auto'")
-    elif device.type != "cpu":
-        raise ValueError(f"unsupported device {name!r}; expected 'auto', 'cpu', 'cuda', "
-                         f"'cuda:N' or 'mps'")
-    return device
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's generators (every device).
-
-    On one machine, the same seed then gives the same run; different CPUs or library
-    versions may still differ in the last bits of floating-point sums.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)          # also seeds every CUDA device
-
-
-def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
-    """Initialise the weights of ``net``'s convolutions and linear layers in place.
-
-    Args:
-        net: The network.
-        scheme: ``"xavier"``: Xavier-uniform weights, as the source (biases untouched).
-            ``"kaiming"``: He-normal weights for the ReLU convolutions (fan-out, as
-            torchvision's ResNet), zero biases, and the last BatchNorm of each residual
-            branch started at zero, so each block starts as the identity (Goyal et al.
-            2017; torchvision's ``zero_init_residual``): the signal passes unchanged
-            through the shortcuts at first, which lets a short run use a large rate.
-            ``"default"``: leave PyTorch's initialisation.
-
-    Returns:
-        ``net``, for chaining.
-    """
-    if scheme not in INITS:
-        raise ValueError(f"unknown init {scheme!r}; expected one of {', '.join(INITS)}")
-    if scheme == "default":
-        return net
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            if scheme == "xavier":
-                nn.init.xavier_uniform_(m.weight)
-            else:
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                else:
-                    nn.init.normal_(m.weight, std=0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-    if scheme == "kaiming":
-        for m in net.modules():
-            bn2 = getattr(m, "bn2", None)
-            if isinstance(bn2, nn.BatchNorm2d):
-                nn.init.zeros_(bn2.weight)
-    return net
-
-
-# -- a faster convolution for the last stage at 28x28 -----------------------------------------
-
-
-class MatmulConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that computes as one matrix product on tiny feature maps.
-
-    At 28x28 the last stages of ResNet-18 see 2x2 (b4) and 1x1 (b5) feature maps, where a
-    padded 3x3 convolution multiplies most of its taps by zero padding and oneDNN's
-    convolution is slow. On such maps a convolution is a plain linear map from the
-    ``C*H*W`` input numbers to the ``O*Ho*Wo`` output numbers; this module computes it
-    as one matrix product, which the CPU's matrix units run many times faster:
-
-    - one output pixel (b5): the kernel taps that meet real pixels are cut out, and
-      ``Y = X @ W.T + b``;
-    - maps of at most ``kh*kw`` pixels (b4's 2x2): the kernel is spread into the
-      ``(C*H*W, O*Ho*Wo)`` matrix of the linear map (each weight copied to every place
-      it is applied, zero where a tap meets padding).
-
-    The outputs and gradients are those of ``nn.Conv2d`` (up to rounding), the
-    parameters and the ``state_dict`` are the same; other shapes fall back to
-    ``nn.Conv2d``.
-    """
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        N, C, H, W = X.shape
-        kh, kw = self.kernel_size
-        sh, sw = self.stride
-        if (self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros"
-                or isinstance(self.padding, str)):
-            return super().forward(X)
-        ph, pw = self.padding
-        Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-        if Ho == 1 and Wo == 1:
-            # The single output pixel reads input rows 0..r-1 and columns 0..c-1 through
-            # taps ph..ph+r-1 and pw..pw+c-1 of the kernel; the others meet only padding.
-            r, c = min(H, kh - ph), min(W, kw - pw)
-            cols = X[:, :, :r, :c].reshape(N, C * r * c)                      # (N, C*r*c)
-            weight = self.weight[:, :, ph:ph + r, pw:pw + c].reshape(self.out_channels, -1)
-            Y = nn.functional.linear(cols, weight, self.bias)                  # (N, O)
-            return Y.view(N, self.out_channels, 1, 1)
-        if H * W > kh * kw:   # noqa: SIM300 (reads: more pixels than taps)
-            return super().forward(X)
-        return self._dense(X, Ho, Wo)
-
-    def _dense(self, X: torch.Tensor, Ho: int, Wo: int) -> torch.Tensor:
-        """The convolution as a linear map: input pixel (a, b) reaches output pixel (i, j)
-        through tap (a - i*sh + ph, b - j*sw + pw), when that tap exists."""
-        N, C, H, W = X.shape
-        out = self.out_channels
-        kh, kw = self.kernel_size
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        dev = X.device
-        rows = (torch.arange(H, device=dev)[:, None] - torch.arange(Ho, device=dev) * sh
-                + ph)                                                          # (H, Ho)
-        cols = (torch.arange(W, device=dev)[:, None] - torch.arange(Wo, device=dev) * sw
-                + pw)                                                          # (W, Wo)
-        # place[t, (a, i, b, j)] = 1 where tap t joins input (a, b) to output (i, j).
-        tap = rows[:, :, None, None] * kw + cols[None, None, :, :]            # (H, Ho, W, Wo)
-        valid = (((rows >= 0) & (rows < kh))[:, :, None, None]
-                 & ((cols >= 0) & (cols < kw))[None, None, :, :])
-        place = (torch.arange(kh * kw, device=dev)[:, None] == tap[valid].flatten()[None, :])
-        full = torch.zeros(kh * kw, H * Ho * W * Wo, device=dev, dtype=self.weight.dtype)
-        full[:, valid.flatten()] = place.to(full.dtype)
-        # A matrix product spreads the weights (its backward gathers them back).
-        taps = (self.weight.reshape(out * C, kh * kw) @ full).view(out, C, H, Ho, W, Wo)
-        # Rows of the linear map: (i, j, o), output channels last; columns: (a, b, c).
-        weight = taps.permute(3, 5, 0, 2, 4, 1).reshape(Ho * Wo * out, H * W * C)
-        bias = self.bias.repeat(Ho * Wo) if self.bias is not None else None
-        Xf = X.permute(0, 2, 3, 1).reshape(N, H * W * C)                      # (N, H*W*C)
-        Y = nn.functional.linear(Xf, weight, bias)                             # (N, Ho*Wo*out)
-        return Y.view(N, Ho, Wo, out).permute(0, 3, 1, 2)                      # channels-last
-
-
-def use_matmul_convs(net: nn.Module) -> nn.Module:
-    """Replace every ``nn.Conv2d`` of ``net`` by a :class:`MatmulConv2d` sharing its parameters.
-
-    Nothing changes but the speed: same parameters (the same tensors), same
-    ``state_dict``, same outputs. Returns ``net``.
-    """
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Conv2d:
-                new = MatmulConv2d(child.in_channels, child.out_channels, child.kernel_size,
-                                   stride=child.stride, padding=child.padding,
-                                   dilation=child.dilation, groups=child.groups,
-                                   bias=child.bias is not None, padding_mode=child.padding_mode,
-                                   device="meta")
-                new.weight = child.weight
-                new.bias = child.bias
-                setattr(parent, name, new)
-    return net
-
-
-# -- evaluation -----------------------------------------------------------------------------
-
-
-def _autocast(device: torch.device, precision: str):
-    """The autocast context for ``precision`` on ``device`` (a no-op for fp32)."""
-    enabled = precision == "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def _to_device(X: torch.Tensor, y: torch.Tensor, device: torch.device,
                channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
     X = X.to(device, non_blocking=True)
@@ -273,9 +83,35 @@ def _to_device(X: torch.Tensor, y: torch.Tensor, device: torch.device,
     return X, y.to(device, non_blocking=True)
 
 
+def _scores(net: nn.Module, X: torch.Tensor, flip_tta: bool) -> torch.Tensor:
+    """The network's scores (N, classes); with ``flip_tta`` the mean of the scores of the
+    images and of their mirror images (test-time augmentation)."""
+    y_hat = net(X)
+    if flip_tta:
+        y_hat = (y_hat.float() + net(X.flip(-1)).float()) / 2
+    return y_hat
+
+
+def _predictions(net: nn.Module, data_iter: Iterable, device: torch.device | str | None,
+                 precision: str, channels_last: bool, flip_tta: bool
+                 ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """``(predicted classes, labels)`` of each batch: eval mode, no gradients, mode restored."""
+    device = next(net.parameters()).device if device is None else torch.device(device)
+    precision = resolve_precision(precision, device).name
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), autocast(device, precision):
+            for X, y in data_iter:
+                X, y = _to_device(X, y, device, channels_last)
+                yield _scores(net, X, flip_tta).argmax(dim=1), y
+    finally:
+        net.train(was_training)
+
+
 def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device | str | None
-                      = None, *, precision: str = "fp32", channels_last: bool = False
-                      ) -> float:
+                      = None, *, precision: str = "fp32", channels_last: bool = False,
+                      flip_tta: bool = False) -> float:
     """The accuracy of ``net`` on every example of ``data_iter``.
 
     Unlike the source's ``evaluate_accuracy_gpu`` (which returns inside its loop, after the
@@ -286,54 +122,35 @@ def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device 
         net: The network.
         data_iter: Batches ``(X, y)``.
         device: Where to compute (default: the device of ``net``'s parameters).
-        precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (see
+            :func:`d2l_resnet.devices.resolve_precision`).
         channels_last: Feed the batches in channels-last memory format.
+        flip_tta: Average the scores of each image and its mirror image.
 
     Raises:
         ValueError: If ``data_iter`` yields no example.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of "
-                         f"{', '.join(PRECISIONS)}")
-    device = next(net.parameters()).device if device is None else torch.device(device)
-    was_training = net.training
     correct, total = 0.0, 0
-    net.eval()
-    try:
-        with torch.no_grad(), _autocast(device, precision):
-            for X, y in data_iter:
-                X, y = _to_device(X, y, device, channels_last)
-                correct += accuracy(net(X), y)
-                total += y.numel()
-    finally:
-        net.train(was_training)
+    for y_pred, y in _predictions(net, data_iter, device, precision, channels_last, flip_tta):
+        correct += accuracy(y_pred, y)
+        total += y.numel()
     if total == 0:
         raise ValueError("data_iter yielded no example; pass a non-empty data set")
     return correct / total
 
 
 def predict(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
-            *, precision: str = "fp32", channels_last: bool = False
+            *, precision: str = "fp32", channels_last: bool = False, flip_tta: bool = False
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted and true classes of every example of ``data_iter`` (both int64 (N,), CPU).
 
     Runs like :func:`evaluate_accuracy`: eval mode, no gradients, mode restored.
     """
-    device = next(net.parameters()).device if device is None else torch.device(device)
-    was_training = net.training
-    preds, trues = [], []
-    net.eval()
-    try:
-        with torch.no_grad(), _autocast(device, precision):
-            for X, y in data_iter:
-                X, y = _to_device(X, y, device, channels_last)
-                preds.append(net(X).argmax(dim=1).cpu())
-                trues.append(y.cpu())
-    finally:
-        net.train(was_training)
-    if not preds:
+    pairs = [(p.cpu(), y.cpu()) for p, y in _predictions(net, data_iter, device, precision,
+                                                          channels_last, flip_tta)]
+    if not pairs:
         raise ValueError("data_iter yielded no example; pass a non-empty data set")
-    return torch.cat(preds), torch.cat(trues)
+    return torch.cat([p for p, _ in pairs]), torch.cat([y for _, y in pairs])
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int = 10
@@ -346,20 +163,58 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
     return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
 
 
-def load_data_for_profile(profile: Any, root: str | os.PathLike[str] | None = None,
-                          device: torch.device | str | None = None
-                          ) -> tuple[Iterable, Iterable]:
-    """``(train_iter, test_iter)`` of Fashion-MNIST as a :class:`~d2l_resnet.profiles.Profile`
-    asks: its batch size, image size, subsets, normalization and augmentation.
+def set_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's generators (every device).
 
-    The in-memory loaders of :func:`d2l_resnet.data.load_data_fashion_mnist_fast`.
+    On one machine, the same seed then gives the same run; different CPUs or library
+    versions may still differ in the last bits of floating-point sums.
     """
-    from d2l_resnet.data import load_data_fashion_mnist_fast
+    check_int("seed", seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)          # also seeds every CUDA device
 
-    return load_data_fashion_mnist_fast(root=root, device=device, **profile.data_kwargs())
+
+# -- one epoch ------------------------------------------------------------------------------
 
 
-# -- the history of a run --------------------------------------------------------------------
+def train_epoch(net: nn.Module, train_iter: Iterable, loss: nn.Module,
+                optimizer: torch.optim.Optimizer, scheduler: Any = None, *,
+                device: torch.device | str = "cpu", precision: str = "fp32",
+                channels_last: bool = False,
+                on_batch: Callable[[float, float, float], None] | None = None,
+                ) -> tuple[float, float, int]:
+    """Train ``net`` for one pass over ``train_iter``: forward, loss, backward, step.
+
+    Returns:
+        The mean loss, the accuracy and the number of examples of the epoch, measured
+        as the book does: on the batches as trained, in train mode. ``on_batch`` is
+        called after every step with the step's loss and the epoch's means so far.
+    """
+    net.train()
+    loss_sum, correct, n = 0.0, 0.0, 0
+    for X, y in train_iter:
+        X, y = _to_device(X, y, torch.device(device), channels_last)
+        with autocast(torch.device(device), precision):
+            y_hat = net(X)
+            l = loss(y_hat, y)   # noqa: E741 (the book's name)
+        optimizer.zero_grad(set_to_none=True)
+        l.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()     # the one-cycle rate changes every step
+        l_value = float(l.detach())
+        loss_sum += l_value * len(y)
+        correct += accuracy(y_hat, y)
+        n += len(y)
+        if on_batch is not None:
+            on_batch(l_value, loss_sum / n, correct / n)
+    if n == 0:
+        raise ValueError("train_iter yielded no batch; pass a non-empty data set")
+    return loss_sum / n, correct / n, n
+
+
+# -- a whole run ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -371,24 +226,38 @@ class History:
         train_loss: Mean training loss over each epoch.
         train_acc: Training accuracy over each epoch (on the batches as trained, in train
             mode, as the book).
-        test_acc: Test accuracy after each epoch (the whole test set).
+        eval_acc: Accuracy on the held-out set after each epoch (the whole set).
         examples_per_sec: Training examples per second of each epoch (training steps only).
-        epoch_time: Seconds of each epoch (training and scoring the test set).
+        epoch_time: Seconds of each epoch (training and scoring the held-out set).
         points: ``(epoch as a fraction, train loss, train acc)`` five times an epoch, as the
             source prints them.
         device: The device the run trained on.
         lr: The (peak) learning rate.
+        precision: The precision the run computed in, and why (e.g.
+            ``"precision bf16 (CPU has AMX)"``).
+        eval_split: What the held-out set is: ``"test"``, or ``"val"`` while a choice is
+            being made on a validation split.
     """
 
     epochs: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
+    eval_acc: list[float] = field(default_factory=list)
     examples_per_sec: list[float] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
     points: list[tuple[float, float, float]] = field(default_factory=list)
     device: str = "cpu"
     lr: float = 0.0
+    precision: str = ""
+    eval_split: str = "test"
+
+    @property
+    def test_acc(self) -> list[float]:
+        """The accuracy after each epoch, when the held-out set is the test set."""
+        if self.eval_split != "test":
+            raise AttributeError(f"this run scored the {self.eval_split} set, not the test "
+                                 f"set: read history.eval_acc")
+        return self.eval_acc
 
     @property
     def wall_time(self) -> float:
@@ -408,8 +277,18 @@ class History:
         if not self.epochs:
             return "no epoch trained"
         return (f"loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.3f}, "
-                f"test acc {self.test_acc[-1]:.3f}\n"
+                f"{self.eval_split} acc {self.eval_acc[-1]:.3f}\n"
                 f"{self.train_examples_per_sec:.1f} examples/sec on {self.device}")
+
+    def add_epoch(self, train_loss: float, train_acc: float, eval_acc: float,
+                  examples_per_sec: float, seconds: float) -> None:
+        """Record the next epoch's measurements."""
+        self.epochs.append(len(self.epochs) + 1)
+        self.train_loss.append(train_loss)
+        self.train_acc.append(train_acc)
+        self.eval_acc.append(eval_acc)
+        self.examples_per_sec.append(examples_per_sec)
+        self.epoch_time.append(seconds)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (for checkpoints and JSON)."""
@@ -420,317 +299,254 @@ class History:
         """The inverse of :meth:`to_dict`."""
         state = dict(state)
         state["points"] = [tuple(p) for p in state.get("points", [])]
+        if "test_acc" in state:           # written before the held-out set had a name
+            state["eval_acc"] = state.pop("test_acc")
         return cls(**state)
 
 
 class DivergenceError(RuntimeError):
-    """The training loss became NaN, infinite or exploded; the message names the rate."""
+    """The training loss became NaN or infinite, or stayed far above chance too long."""
 
 
-# -- checkpoints -----------------------------------------------------------------------------
+@dataclass
+class DivergenceGuard:
+    """Stops a run that has diverged, and no run that is only slow to start.
 
+    A loss that is NaN or infinite stops the run at once. A finite loss stops it only
+    when it has stayed above ``limit`` for ``window`` steps in a row: a run that spikes
+    and then recovers, as the source's run with lr 0.9 did, is never stopped.
 
-def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write ``state`` with ``torch.save`` atomically: a temporary file, then a rename.
-
-    A run killed while saving leaves the previous checkpoint intact, never half a file.
+    Attributes:
+        lr: The learning rate, named in the message.
+        limit: A loss far above chance: default twice the loss of a uniform guess over
+            10 classes, 2 ln 10 = 4.6.
+        window: How many steps in a row the loss must stay above ``limit``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    lr: float
+    limit: float = 2 * math.log(10)
+    window: int = 100
+    _above: int = 0
+
+    def check(self, loss: float, epoch: int, step: int) -> None:
+        """Raise :class:`DivergenceError` if ``loss`` (step ``step`` of ``epoch``) ends the run."""
+        self._above = self._above + 1 if loss > self.limit else 0
+        if math.isfinite(loss) and self._above < self.window:
+            return
+        what = (f"the loss is {loss}" if not math.isfinite(loss) else
+                f"the loss has stayed above {self.limit:.2f} for {self.window} steps")
+        raise DivergenceError(f"training diverged with lr={self.lr:g} at epoch {epoch}, "
+                              f"step {step}: {what}. Lower the learning rate (the book uses "
+                              f"lr=0.05 for this model)")
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-                    ) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`train`.
-
-    Raises:
-        FileNotFoundError: If there is no file at ``path``.
-        ValueError: If the file is not a readable checkpoint of this package.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train without --resume first, or "
-                                f"pass the path of an existing checkpoint")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises many kinds for a damaged file
-        raise ValueError(f"cannot read the checkpoint {path} ({type(err).__name__}: {err}); "
-                         f"it is damaged or not a checkpoint: delete it or pass another "
-                         f"path") from err
-    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
-        raise ValueError(f"{path} is not a checkpoint written by d2l_resnet.train (expected a "
-                         f"dict with 'model' and 'epoch'); delete it or pass another path")
-    return state
+def _optimizer(net: nn.Module, recipe: Recipe, device: torch.device,
+               num_batches: int | None) -> tuple[torch.optim.Optimizer, Any]:
+    """SGD (fused on CPU and CUDA: all parameters in one pass) and the rate schedule."""
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+        nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay,
+        fused=device.type in ("cpu", "cuda"))
+    if recipe.schedule == "constant":
+        return optimizer, None
+    if num_batches is None:
+        raise ValueError("schedule='onecycle' needs a train_iter with len()")
+    return optimizer, torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.lr, total_steps=recipe.num_epochs * num_batches,
+        pct_start=0.25, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0)
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def _prepare(net: nn.Module, recipe: Recipe, device: torch.device) -> nn.Module:
+    """Seed, initialise and place the network as the recipe says; in a distributed run,
+    wrap it in ``DistributedDataParallel`` (which averages the gradients of all ranks)."""
+    if recipe.seed is not None:
+        set_seed(recipe.seed)
+    if recipe.init is not None:
+        init_weights(net, recipe.init)
+    if recipe.matmul_convs:
+        use_matmul_convs(net)
+    net.to(device)
+    if recipe.channels_last:
+        net.to(memory_format=torch.channels_last)
+    if world()[1] > 1:
+        return nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _resume(path: Any, recipe: Recipe, net: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any, train_iter: Any, device: torch.device) -> History:
+    """Load a checkpoint of the same recipe into the run; return its history."""
+    state = load_checkpoint(path, map_location=device)
+    if state["format"] != FORMAT:
+        raise ValueError(f"cannot resume from {path}: it was written by an older version of "
+                         f"d2l_resnet (checkpoint format {state['format']}, this one reads "
+                         f"{FORMAT}); its weights still load with net.load_state_dict("
+                         f"load_checkpoint(path)['model']), but train afresh to resume later")
+    changed = recipe.differences(state["recipe"])
+    if changed:
+        diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        raise ValueError(f"cannot resume from {path}: it was trained with another recipe "
+                         f"({diff}); resume with the same settings, or start afresh")
+    _unwrap(net).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    if state.get("loader") is not None and hasattr(train_iter, "load_state_dict"):
+        train_iter.load_state_dict(state["loader"])
+    return History.from_dict(state["history"])
 
 
-# -- the training loop -----------------------------------------------------------------------
+def _unwrap(net: nn.Module) -> nn.Module:
+    """The network inside a ``DistributedDataParallel`` wrapper (or the network itself)."""
+    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
 
 
-def _check_args(num_epochs: int, lr: float, momentum: float, weight_decay: float,
-                label_smoothing: float, schedule: str, precision: str, init: str | None
-                ) -> None:
-    check_positive_int("num_epochs", num_epochs)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r} (the book uses 0.05)")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; expected one of "
-                         f"{', '.join(SCHEDULES)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of "
-                         f"{', '.join(PRECISIONS)}")
-    if init is not None and init not in INITS:
-        raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)} or None")
+class _Reporter:
+    """The bookkeeping of a run's epochs: progress points, live updates, the guard."""
+
+    def __init__(self, history: History, guard: DivergenceGuard, num_batches: int | None,
+                 on_update: Callable[[History], None] | None, device: torch.device) -> None:
+        self.history, self.guard, self.num_batches = history, guard, num_batches
+        self.on_update, self.device = on_update, device
+        self.every = max(1, (num_batches or 5) // 5)
+        self.epoch, self.step, self.pause = 0, 0, 0.0
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.step, self.pause = epoch, 0, 0.0
+
+    def on_batch(self, l: float, mean_loss: float, mean_acc: float) -> None:  # noqa: E741
+        self.step += 1
+        if world()[1] > 1:   # the guard decides on the mean loss of all ranks, alike in all
+            l = sum_across_ranks([l], self.device)[0] / world()[1]  # noqa: E741
+        self.guard.check(l, self.epoch + 1, self.step)
+        if self.step % self.every == 0 or self.step == self.num_batches:
+            t0 = time.perf_counter()
+            frac = self.epoch + self.step / (self.num_batches or self.step)
+            self.history.points.append((frac, mean_loss, mean_acc))
+            if self.on_update is not None and is_main():
+                self.on_update(self.history)
+            self.pause += time.perf_counter() - t0
 
 
-def train(
-    net: nn.Module,
-    train_iter: Iterable,
-    test_iter: Iterable,
-    num_epochs: int,
-    lr: float,
-    device: torch.device | str | None = None,
-    *,
-    momentum: float = 0.0,
-    nesterov: bool = False,
-    weight_decay: float = 0.0,
-    label_smoothing: float = 0.0,
-    schedule: str = "constant",
-    init: str | None = "xavier",
-    precision: str = "fp32",
-    channels_last: bool = False,
-    matmul_convs: bool = False,
-    seed: int | None = None,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    max_loss: float | None = None,
-    verbose: bool = True,
-    progress: bool | None = None,
-    on_update: Callable[[History], None] | None = None,
-    on_epoch_end: Callable[[History], None] | None = None,
-) -> History:
-    """Train ``net`` with minibatch SGD and score the test set after every epoch.
+def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epochs: int,
+          lr: float, device: torch.device | str | None = None, *,
+          checkpoint: Any = None, resume: bool = False, max_loss: float | None = None,
+          verbose: bool = True, progress: bool | None = None,
+          on_update: Callable[[History], None] | None = None,
+          on_epoch_end: Callable[[History], None] | None = None,
+          **recipe_fields: Any) -> History:
+    """Train ``net`` with minibatch SGD and score the held-out set after every epoch.
 
     The call shape is the source's ``train(net, train_iter, test_iter, num_epochs, lr,
-    device)``; with the defaults it trains as the source does (Xavier init, plain SGD,
-    constant rate, fp32), minus its defects. The keyword arguments make the recipe of the
-    ``course`` profile (see :mod:`d2l_resnet.profiles`).
+    device)``; with no more arguments it trains as the source does (Xavier init, plain
+    SGD, constant rate, fp32), minus its defects. Any other setting of a
+    :class:`~d2l_resnet.profiles.Recipe` may follow as a keyword, so
+    ``train(net, train_iter, test_iter, **asdict(profile.recipe))`` trains a profile's
+    recipe. In a distributed run (``torchrun``; see :mod:`d2l_resnet.distributed`) the
+    network is wrapped in ``DistributedDataParallel``, the metrics are summed over the
+    ranks, and only rank 0 prints, updates plots and writes checkpoints.
 
     Args:
         net: The network; moved to ``device``.
         train_iter: Training batches ``(X, y)``; iterated once per epoch. With a
             ``state_dict`` method (:class:`~d2l_resnet.data.InMemoryLoader`) its position
             is saved in checkpoints.
-        test_iter: Test batches, scored in full after every epoch.
+        test_iter: The held-out batches, scored in full after every epoch: the test set,
+            or a validation set (its ``split`` attribute says which).
         num_epochs: Epochs to train (in total, counting those of a resumed checkpoint).
         lr: Learning rate (the peak rate with ``schedule="onecycle"``).
-        device: Where to train (default: a GPU if there is one, else the CPU).
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum.
-        weight_decay: L2 penalty of SGD.
-        label_smoothing: Label smoothing of the cross-entropy loss.
-        schedule: ``"constant"`` rate, or ``"onecycle"``: warm up to ``lr`` over the first
-            quarter of the steps, then anneal (cosine) to nearly zero, stepped per batch.
-        init: Weight initialisation (see :func:`init_weights`), or None to keep the weights
-            as they are (for fine-tuning).
-        precision: ``"fp32"``, or ``"bf16"`` autocast (weights and optimizer stay fp32).
-        channels_last: Run the network in channels-last memory format (faster convolutions
-            on the CPU).
-        matmul_convs: Compute the convolutions of tiny maps (b4 and b5 at 28x28) as
-            matrix products (:func:`use_matmul_convs`): same results, faster on the CPU.
-        seed: Seed everything first (:func:`set_seed`), so a run can be repeated.
-        checkpoint: Save a checkpoint there after every epoch (model, optimizer, schedule,
-            epoch, random states, history), atomically.
+        device: Where to train: ``"auto"`` or None (CUDA, else mps, else the CPU), or a
+            name (see :func:`d2l_resnet.devices.get_device`).
+        checkpoint: Save a checkpoint there after every epoch, atomically.
         resume: Continue from ``checkpoint`` (which must exist): the run ends with the
             same metrics as one that was never interrupted.
-        max_loss: Stop with :class:`DivergenceError` when the loss averaged over the
-            last 10 steps exceeds this; default ``3 * ln(num_classes)``, three times the
-            loss of a uniform guess. A NaN or infinite loss stops the run at once.
-        verbose: Print ``training on DEVICE``, one line per epoch and the book's final
-            lines.
+        max_loss: The :class:`DivergenceGuard`'s limit (default 2 ln 10).
+        verbose: Print the header line (device and precision), one line per epoch and
+            the book's final lines.
         progress: A ``tqdm.auto`` bar over each epoch's batches; None: on unless the
             environment sets ``TQDM_DISABLE=1``.
         on_update: Called with the history five times per epoch and after each epoch
             (for a live plot, e.g. :class:`d2l_resnet.plot.LivePlot`).
         on_epoch_end: Called with the history after each epoch (and its checkpoint).
+        **recipe_fields: The other settings of the :class:`~d2l_resnet.profiles.Recipe`.
 
     Returns:
         The :class:`History` of the run (with a resumed run, all of its epochs).
 
     Raises:
-        ValueError: If an argument is out of range, or ``resume`` meets an unreadable
+        ValueError: If a setting is out of range, or ``resume`` meets an unreadable
             checkpoint or one of another recipe.
         FileNotFoundError: If ``resume`` finds no checkpoint.
-        DivergenceError: If the loss becomes NaN, infinite or larger than ``max_loss``.
+        DivergenceError: If the loss becomes NaN or infinite, or stays far above chance.
     """
-    _check_args(num_epochs, lr, momentum, weight_decay, label_smoothing, schedule,
-                precision, init)
+    recipe = Recipe().replace(num_epochs=num_epochs, lr=lr, **recipe_fields)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path to resume from")
     device = get_device(device)
-    if seed is not None:
-        set_seed(seed)
-    if init is not None:
-        init_weights(net, init)
-    if matmul_convs:
-        use_matmul_convs(net)
-    net.to(device)
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-
-    # The fused SGD kernel updates all parameters in one pass (CPU and CUDA).
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum,
-                                nesterov=nesterov and momentum > 0, weight_decay=weight_decay,
-                                fused=device.type in ("cpu", "cuda"))
+    precision = resolve_precision(recipe.precision, device)
+    net = _prepare(net, recipe, device)
     num_batches = len(train_iter) if isinstance(train_iter, Sized) else None
-    scheduler = None
-    if schedule == "onecycle":
-        if num_batches is None:
-            raise ValueError("schedule='onecycle' needs a train_iter with len()")
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=num_epochs * num_batches, pct_start=0.25,
-            anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0)
-    loss = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    recipe = {"lr": lr, "num_epochs": num_epochs, "schedule": schedule,
-              "momentum": momentum, "weight_decay": weight_decay,
-              "label_smoothing": label_smoothing, "precision": precision,
-              "num_batches": num_batches}
-
-    history = History(device=str(device), lr=lr)
-    start_epoch = 0
-    if resume and checkpoint is not None:
-        state = load_checkpoint(checkpoint, map_location=device)
-        saved = state.get("recipe", {})
-        changed = {k: (saved.get(k), v) for k, v in recipe.items() if saved.get(k) != v}
-        if changed:
-            diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
-            raise ValueError(f"cannot resume from {checkpoint}: it was trained with another "
-                             f"recipe ({diff}); resume with the same settings, or start "
-                             f"afresh without resume")
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history = History.from_dict(state["history"])
-        start_epoch = int(state["epoch"])
-        _set_rng_state(state["rng"])
-        if state.get("loader") is not None and hasattr(train_iter, "load_state_dict"):
-            train_iter.load_state_dict(state["loader"])
-
+    optimizer, scheduler = _optimizer(net, recipe, device, num_batches)
+    loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    history = History(device=str(device), lr=lr, precision=str(precision),
+                      eval_split=getattr(test_iter, "split", None) or "test")
+    if resume:
+        history = _resume(checkpoint, recipe, net, optimizer, scheduler, train_iter, device)
+    verbose = verbose and is_main()
     if verbose:
-        print(f"training on {device}" + (f", resuming after epoch {start_epoch}"
-                                         if start_epoch else ""))
-
-    recent: list[float] = []       # the last 10 losses, for the divergence check
-    for epoch in range(start_epoch, num_epochs):
-        net.train()
+        ranks = f" x {world()[1]} processes" if world()[1] > 1 else ""
+        print(f"training on {device}{ranks}, {precision}" + (
+            f", resuming after epoch {len(history.epochs)}" if history.epochs else ""))
+    guard = DivergenceGuard(lr) if max_loss is None else DivergenceGuard(lr, limit=max_loss)
+    reporter = _Reporter(history, guard, num_batches, on_update, device)
+    for epoch in range(len(history.epochs), num_epochs):
         t0 = time.perf_counter()
-        train_time = 0.0
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.float64)
-        n = 0
-        report_every = max(1, (num_batches or 5) // 5)
-        bar = progress_bar(train_iter, progress, total=num_batches,
-                           desc=f"epoch {epoch + 1}/{num_epochs}", unit="batch")
-        t_step = time.perf_counter()
-        for i, (X, y) in enumerate(bar):
-            X, y = _to_device(X, y, device, channels_last)
-            with _autocast(device, precision):
-                y_hat = net(X)
-                l = loss(y_hat, y)   # noqa: E741 (the book's name)
-            optimizer.zero_grad(set_to_none=True)
-            l.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            with torch.no_grad():
-                loss_sum += l.detach().double() * y.numel()
-                correct += (y_hat.argmax(dim=1) == y).sum()
-            n += y.numel()
-            l_value = float(l.detach())
-            if max_loss is None:       # three times the loss of a uniform guess
-                max_loss = 3 * math.log(y_hat.shape[1])
-            recent = [*recent[-9:], l_value]
-            if not math.isfinite(l_value) or (len(recent) == 10
-                                               and sum(recent) / 10 > max_loss):
-                what = (f"the loss is {l_value}" if not math.isfinite(l_value) else
-                        f"the loss averaged {sum(recent) / len(recent):.2f} over the last "
-                        f"{len(recent)} steps, above {max_loss:.2f}")
-                raise DivergenceError(
-                    f"training diverged with lr={lr:g} at epoch {epoch + 1}, step {i + 1}: "
-                    f"{what}. Lower the learning rate (the book uses lr=0.05 for this "
-                    f"model; the source's lr=0.9 is too large)")
-            if (i + 1) % report_every == 0 or i + 1 == num_batches:
-                train_time += time.perf_counter() - t_step
-                history.points.append((epoch + (i + 1) / (num_batches or (i + 1)),
-                                       float(loss_sum) / n, float(correct) / n))
-                if on_update is not None:
-                    on_update(history)
-                t_step = time.perf_counter()
-        train_time += time.perf_counter() - t_step
-        if n == 0:
-            raise ValueError("train_iter yielded no batch; pass a non-empty data set")
-        test_acc = evaluate_accuracy(net, test_iter, device, precision=precision,
-                                     channels_last=channels_last)
-        history.epochs.append(epoch + 1)
-        history.train_loss.append(float(loss_sum) / n)
-        history.train_acc.append(float(correct) / n)
-        history.test_acc.append(test_acc)
-        history.examples_per_sec.append(n / train_time)
-        history.epoch_time.append(time.perf_counter() - t0)
+        reporter.start_epoch(epoch)
+        batches = progress_bar(train_iter, progress if is_main() else False,
+                               total=num_batches, desc=f"epoch {epoch + 1}/{num_epochs}",
+                               unit="batch")
+        mean_loss, mean_acc, n = train_epoch(
+            net, batches, loss, optimizer, scheduler, device=device,
+            precision=precision.name, channels_last=recipe.channels_last,
+            on_batch=reporter.on_batch)
+        train_time = time.perf_counter() - t0 - reporter.pause
+        loss_sum, correct, n = sum_across_ranks([mean_loss * n, mean_acc * n, n], device)
+        eval_acc = _score(net, test_iter, recipe, precision.name, device)
+        history.add_epoch(loss_sum / n, correct / n, eval_acc, n / train_time,
+                          time.perf_counter() - t0)
         if verbose:
             print(f"epoch {epoch + 1}, loss {history.train_loss[-1]:.3f}, train acc "
-                  f"{history.train_acc[-1]:.3f}, test acc {test_acc:.3f}, "
-                  f"{history.examples_per_sec[-1]:.0f} examples/sec, "
-                  f"{history.epoch_time[-1]:.0f} s")
-        if checkpoint is not None:
+                  f"{history.train_acc[-1]:.3f}, {history.eval_split} acc "
+                  f"{history.eval_acc[-1]:.3f}, {history.examples_per_sec[-1]:.0f} "
+                  f"examples/sec, {history.epoch_time[-1]:.0f} s")
+        if checkpoint is not None and is_main():
             save_checkpoint(checkpoint, {
-                "model": net.state_dict(),
+                "format": FORMAT, "model": _unwrap(net).state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch + 1,
-                "recipe": recipe,
-                "history": history.to_dict(),
-                "rng": _rng_state(),
-                "loader": (train_iter.state_dict() if hasattr(train_iter, "state_dict")
-                           else None),
-            })
-        if on_update is not None:
-            on_update(history)
-        if on_epoch_end is not None:
-            on_epoch_end(history)
+                "epoch": epoch + 1, "recipe": dataclasses.asdict(recipe),
+                "history": history.to_dict(), "rng": rng_state(),
+                "loader": getattr(train_iter, "state_dict", lambda: None)()})
+        for callback in (on_update, on_epoch_end):
+            if callback is not None and is_main():
+                callback(history)
     if verbose:
         print(history.final_lines())
     return history
+
+
+def _score(net: nn.Module, test_iter: Iterable, recipe: Recipe, precision: str,
+           device: torch.device) -> float:
+    """The accuracy on the held-out set; in a distributed run each rank scores its share
+    and the counts are summed, so every example is scored exactly once."""
+    correct, total = 0.0, 0
+    for y_pred, y in _predictions(_unwrap(net), test_iter, device, precision,
+                                  recipe.channels_last, recipe.flip_tta):
+        correct += accuracy(y_pred, y)
+        total += y.numel()
+    correct, total = sum_across_ranks([correct, total], device)
+    if total == 0:
+        raise ValueError("test_iter yielded no example; pass a non-empty data set")
+    return correct / total

@@ -1,0 +1,90 @@
+"""The recipe, written once: it checks itself, profiles hold one, checkpoints compare it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from d2l_resnet.profiles import PROFILES, DataSpec, Recipe, get_profile
+
+
+def test_the_default_recipe_is_the_sources_with_the_books_rate() -> None:
+    recipe = Recipe()
+    assert (recipe.lr, recipe.init, recipe.momentum, recipe.schedule, recipe.precision) == \
+        (0.05, "xavier", 0.0, "constant", "fp32")
+
+
+def test_d2l_is_the_books_recipe_and_course_and_quick_share_one() -> None:
+    d2l = get_profile("d2l")
+    assert (d2l.recipe.lr, d2l.recipe.num_epochs, d2l.data.batch_size, d2l.data.resize) == \
+        (0.05, 10, 256, 96)
+    assert (d2l.recipe.init, d2l.recipe.momentum, d2l.recipe.schedule, d2l.recipe.precision,
+            d2l.data.augment, d2l.data.normalize) == ("xavier", 0.0, "constant", "fp32",
+                                                      False, False)
+    quick, course = get_profile("quick"), get_profile("course")
+    assert quick.recipe == course.recipe.replace(num_epochs=quick.recipe.num_epochs)
+    assert quick.data.train_subset is not None and course.data.train_subset is None
+    assert course.recipe.precision == quick.recipe.precision == "auto"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"num_epochs": 0}, "num_epochs must be a positive integer"),
+    ({"num_epochs": 2.5}, "num_epochs must be a positive integer"),
+    ({"lr": 0}, r"lr must be a number in \(0, inf\), got 0 \(the book uses 0\.05\)"),
+    ({"momentum": -0.1}, r"momentum must be a number in \[0, 1\)"),
+    ({"weight_decay": float("inf")}, "weight_decay must be a number"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"schedule": "step"}, "unknown schedule 'step'; expected one of 'constant', 'onecycle'"),
+    ({"init": "he"}, "unknown init"),
+    ({"precision": "fp16"}, "unknown precision 'fp16'; expected one of 'auto', 'fp32', 'bf16'"),
+    ({"seed": -1}, "seed must be a non-negative integer or None"),
+    ({"nesterov": 1}, "nesterov must be True or False"),
+])
+def test_a_recipe_checks_itself_once_when_made(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Recipe(**changes)
+    with pytest.raises(ValueError, match=message):
+        Recipe().replace(**changes)
+
+
+def test_differences_name_every_setting_that_differs_or_is_missing() -> None:
+    stored = dataclasses.asdict(Recipe(lr=0.1))
+    assert Recipe(lr=0.1).differences(stored) == {}
+    assert Recipe(lr=0.2).differences(stored) == {"lr": (0.1, 0.2)}
+    del stored["flip_tta"]
+    diff = Recipe(lr=0.1).differences(stored)
+    assert list(diff) == ["flip_tta"] and diff["flip_tta"][1] is False
+
+
+def test_profile_replace_routes_each_setting_to_the_recipe_or_the_data() -> None:
+    course = get_profile("course")
+    changed = course.replace(num_epochs=3, batch_size=64, precision="fp32")
+    assert changed.recipe.num_epochs == 3 and changed.recipe.precision == "fp32"
+    assert changed.data.batch_size == 64 and changed.data.augment == course.data.augment
+    with pytest.raises(ValueError, match=r"unknown setting.*dropout"):
+        course.replace(dropout=0.1)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        course.replace(batch_size=0)
+
+
+def test_data_spec_names_are_the_fast_loaders_keywords() -> None:
+    import inspect
+
+    from d2l_resnet.data import load_data_fashion_mnist_fast
+
+    keywords = set(inspect.signature(load_data_fashion_mnist_fast).parameters)
+    assert {f.name for f in dataclasses.fields(DataSpec)} <= keywords
+    for profile in PROFILES.values():
+        assert isinstance(profile.recipe, Recipe) and isinstance(profile.data, DataSpec)
+
+
+def test_get_profile_reads_the_environment_and_refuses_unknown_names(monkeypatch) -> None:
+    monkeypatch.setenv("D2L_RESNET_PROFILE", "quick")
+    assert get_profile().name == "quick"
+    assert get_profile("D2L ").name == "d2l"
+    with pytest.raises(ValueError, match=r"unknown profile 'fast' \(from the argument\)"):
+        get_profile("fast")
+    monkeypatch.setenv("D2L_RESNET_PROFILE", "fast")
+    with pytest.raises(ValueError, match=r"from the \$D2L_RESNET_PROFILE"):
+        get_profile()
