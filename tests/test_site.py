@@ -1,6 +1,6 @@
 """The course site in a real browser (headless Chromium, driven by Playwright).
 
-The site is built with the code ``make html`` runs (``python -m d2l_resnet.site``, from the
+The site is built with the code ``make html`` runs (``python -m tools.course_site``, from the
 committed outputs) into a temporary folder; every page is opened from disk (``file://``)
 and from a loopback HTTP server, and must show: no console error, no request to another
 host, math typeset by the site's own MathJax, every image decoded, every local link
@@ -84,7 +84,7 @@ def _png_outputs(stem: str) -> int:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site as ``make html`` writes it, in a temporary folder."""
-    from d2l_resnet.site import main
+    from tools.course_site.build import main
 
     if not NOTEBOOK_STEMS:
         pytest.fail(f"no notebooks NN_name.ipynb in {NOTEBOOKS} to build the site from")

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from d2l_resnet.site import (
+from tools.course_site.build import (
     SITE_MARKER,
     add_section_links,
     build_site,

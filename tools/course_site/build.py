@@ -2,8 +2,8 @@
 
 Two ways to build it (the Makefile's ``html`` and ``site`` targets)::
 
-    python -m d2l_resnet.site                                  # from the committed outputs
-    python -m d2l_resnet.site --execute --profile quick        # execute into build/ first
+    python -m tools.course_site                                # from the committed outputs
+    python -m tools.course_site --execute --profile quick      # execute into build/ first
 
 Each notebook becomes one page (nbconvert's JupyterLab look, code highlighted, figures
 embedded) with previous/next/contents navigation, links to download its ``.ipynb`` and
@@ -78,7 +78,7 @@ SUMMARIES: dict[str, str] = {
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 RUN_INFO_PATTERN = re.compile(r"^profile (?P<profile>[\w-]+) \| (?P<rest>d2l_resnet .*)$", re.M)
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-TEMPLATES = Path(__file__).with_name("site_templates")
+TEMPLATES = Path(__file__).with_name("templates")
 SITE_MARKER = ".d2l-resnet-site"
 MATHJAX_CONFIG = "config/TeX-AMS-MML_HTMLorMML-full.js"
 
@@ -594,7 +594,7 @@ def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] |
             f"{out_dir} holds files that are not a course site built here; choose an empty or "
             "new folder with --out (the builder replaces the pages of a folder it wrote)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / SITE_MARKER).write_text("written by python -m d2l_resnet.site\n")
+    (out_dir / SITE_MARKER).write_text("written by python -m tools.course_site\n")
     for sub in ("downloads", "files", "static"):
         if (out_dir / sub).exists():
             shutil.rmtree(out_dir / sub)
@@ -710,9 +710,9 @@ def _format_size(n: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m d2l_resnet.site``: build the course site; returns the exit status."""
+    """``python -m tools.course_site``: build the course site; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m d2l_resnet.site",
+        prog="python -m tools.course_site",
         description="Write the course site (HTML, works offline) from the notebooks. By "
                     "default from their committed outputs; with --execute, run them first "
                     "into the build folder, leaving the committed notebooks untouched.")
@@ -755,6 +755,3 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{time.perf_counter() - start:.1f} s; open {index.as_uri()}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
