@@ -1,4 +1,4 @@
-"""The course-site builder's own parts: navigation, link rewriting, cleaning, a small build.
+"""The course-site builder's own parts: navigation, link rewriting, preprocessing, a small build.
 
 The pages themselves are checked in a real browser by test_site.py.
 """
@@ -11,11 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.course_site.build import (
-    SITE_MARKER,
+from tools.course_site.build import PREPROCESSORS, SITE_MARKER, build_site
+from tools.course_site.content import (
     add_section_links,
-    build_site,
-    clean_notebook,
     navigation,
     notebook_title,
     parse_run_info,
@@ -134,29 +132,35 @@ def _widget_output() -> nbformat.NotebookNode:
               "text/plain": "epochs:   0%|          | 0/5 [00:00<?, ?it/s]"})
 
 
-def test_clean_notebook_drops_widgets_and_progress_redraws() -> None:
+def _preprocess(nb: nbformat.NotebookNode) -> dict:
+    """What the exporter does to a notebook before rendering it, in the same order."""
+    resources: dict = {}
+    for preprocessor in PREPROCESSORS:
+        nb, resources = preprocessor(enabled=True)(nb, resources)
+    return resources
+
+
+def test_widgets_go_and_the_prints_around_them_merge() -> None:
+    """A widget between two prints is dropped first, so the prints become one block."""
+    prints = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {i}\n")
+              for i in (1, 2)]
+    err = nbformat.v4.new_output("stream", name="stderr", text="warning\n")
+    figure = nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})
+    nb = _notebook(_code("fit()", prints[0], _widget_output(), prints[1], err, figure))
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    assert _preprocess(nb)["widgets_dropped"] == 1
+    assert "widgets" not in nb.metadata
+    assert [o.get("text", o.get("data")) for o in nb.cells[0].outputs] == [
+        "epoch 1\nepoch 2\n", "warning\n", {"text/plain": "<Figure>"}]
+
+
+def test_progress_redrawn_with_carriage_returns_keeps_its_final_state() -> None:
     progress = nbformat.v4.new_output(
         "stream", name="stderr", text="\r 0%|  | 0/2\r 50%|# | 1/2\r100%|##| 2/2\nfinished\n")
-    nb = _notebook(_code("loop()", _widget_output(), progress))
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
-    assert clean_notebook(nb) == 1
-    assert "widgets" not in nb.metadata
+    nb = _notebook(_code("loop()", progress))
+    _preprocess(nb)
     (output,) = nb.cells[0].outputs
     assert output.text == "100%|##| 2/2\nfinished\n"
-
-
-def test_clean_notebook_joins_prints_and_hides_test_markers() -> None:
-    line = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {i}\n")
-            for i in (1, 2)]
-    figure = nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})
-    err = nbformat.v4.new_output("stream", name="stderr", text="warning\n")
-    nb = _notebook(_code("# NBVAL_IGNORE_OUTPUT\nfit()\n  # keep this comment",
-                         line[0], line[1], err, figure))
-    clean_notebook(nb)
-    cell = nb.cells[0]
-    assert cell.source == "fit()\n  # keep this comment"
-    assert [o.get("text", o.get("data")) for o in cell.outputs] == [
-        "epoch 1\nepoch 2\n", "warning\n", {"text/plain": "<Figure>"}]
 
 
 def test_title_and_run_info_are_read_from_the_notebook() -> None:
