@@ -24,6 +24,8 @@ SUMMARIES: dict[str, str] = {
     "03": "Where the data comes from (offline too), how it is verified, and a fast loader.",
     "04": "A correct training loop on a CPU: live curves, accuracy, mistakes, checkpoints.",
     "05": "Why the residual sum turns multiplied gradients into added ones, derived and measured.",
+    "06": "Data-parallel training across processes and machines with torch.distributed and "
+          "torchrun.",
 }
 RUN_INFO_PATTERN = re.compile(r"^profile (?P<profile>[\w-]+) \| (?P<rest>d2l_resnet .*)$", re.M)
 
