@@ -18,6 +18,7 @@ import re
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -75,9 +76,22 @@ class Page:
         return self.stem.split("_", 1)[0]
 
     @property
+    def short_title(self) -> str:
+        """The title without its number (the index shows the number already)."""
+        return re.sub(r"^\d+\.\s+", "", self.title)
+
+    @property
+    def ipynb_href(self) -> str:
+        return f"downloads/{self.ipynb.name}"
+
+    @property
     def py_name(self) -> str:
         """The second download: the ``.py`` when there is one, else the ``.ipynb`` again."""
         return self.py.name if self.py else self.ipynb.name
+
+    @property
+    def py_href(self) -> str:
+        return f"downloads/{self.py_name}"
 
 
 @dataclass
@@ -244,12 +258,6 @@ class _Links:
         return rewrite
 
 
-def _run_context(run: RunInfo | None) -> dict[str, Any] | None:
-    if run is None:
-        return None
-    return {"profile": run.profile, "parts": list(run.parts), "preview": run.preview}
-
-
 # ---------------------------------------------------------------------------------------
 # Writing the site
 
@@ -316,16 +324,8 @@ def _mathjax_dir() -> Path:
 def _write_index(out_dir: Path, pages: Sequence[Page], base: Mapping[str, Any]) -> None:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "course")),
                              autoescape=False, keep_trailing_newline=True)
-    runs: dict[str, dict[str, Any]] = {}
-    for page in pages:
-        if page.run is not None:
-            entry = runs.setdefault(page.run.line, dict(_run_context(page.run) or {}, count=0))
-            entry["count"] += 1
-    site = dict(base, runs=list(runs.values()), pages=[
-        {"href": p.href, "number": p.number, "summary": p.summary,
-         "title": re.sub(r"^\d+\.\s+", "", p.title),  # the entry shows its number already
-         "ipynb_href": f"downloads/{p.ipynb.name}", "py_href": f"downloads/{p.py_name}"}
-        for p in pages])
+    runs = Counter(page.run for page in pages if page.run is not None)
+    site = dict(base, pages=pages, runs=list(runs.items()))
     text = env.get_template("home.html.j2").render(site=site)
     (out_dir / "index.html").write_text(text, encoding="utf-8")
 
@@ -370,12 +370,10 @@ def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] |
         for download in (page.ipynb, page.py):
             if download is not None:
                 shutil.copy2(download, out_dir / "downloads" / download.name)
-        site = dict(base, nav=page_nav, number=page.number, run=_run_context(page.run),
-                    ipynb_name=page.ipynb.name, ipynb_href=f"downloads/{page.ipynb.name}",
-                    py_name=page.py_name, py_href=f"downloads/{page.py_name}")
         resources = {"metadata": {"name": f"{page.title} · {COURSE_TITLE}",
                                   "path": str(page.ipynb.parent.resolve())},
-                     "site": site, "rewrite": links.for_page(page.stem)}
+                     "site": dict(base, nav=page_nav, page=page),
+                     "rewrite": links.for_page(page.stem)}
         body, resources = exporter.from_notebook_node(nb, resources=resources)
         (out_dir / page.href).write_text(add_section_links(body), encoding="utf-8")
         if resources["widgets_dropped"]:
