@@ -45,19 +45,19 @@ test: $(DATA_STAMP)
 	D2L_RESNET_PROFILE=quick TQDM_DISABLE=1 $(PY) -m pytest --nbval \
 	  --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
 	@echo "==> ruff check"
-	$(PY) -m ruff check src tests notebooks
+	$(PY) -m ruff check src tests tools notebooks
 
 # The course site. `site` executes every notebook top to bottom into $(BUILD_DIR)/notebooks
 # (the committed notebooks are left alone) and writes the pages from those outputs;
 # `html` writes them from the committed outputs and executes nothing.
 site: $(DATA_STAMP)
 	@echo "==> course site: execute the notebooks (profile $(PROFILE)), then write $(SITE_DIR)/"
-	D2L_RESNET_PROFILE=$(PROFILE) TQDM_DISABLE=1 $(PY) -m d2l_resnet.site --execute \
+	D2L_RESNET_PROFILE=$(PROFILE) TQDM_DISABLE=1 $(PY) -m tools.course_site --execute \
 	  --profile $(PROFILE) --build $(BUILD_DIR)/notebooks --out $(SITE_DIR)
 
 html: $(STAMP)
 	@echo "==> course site from the committed outputs (nothing is executed)"
-	$(PY) -m d2l_resnet.site --out $(SITE_DIR)
+	$(PY) -m tools.course_site --out $(SITE_DIR)
 
 lab: $(DATA_STAMP)
 	$(PY) -m jupyter lab notebooks

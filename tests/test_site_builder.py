@@ -1,4 +1,4 @@
-"""The course-site builder's own parts: navigation, link rewriting, cleaning, a small build.
+"""The course-site builder's own parts: navigation, link rewriting, preprocessing, a small build.
 
 The pages themselves are checked in a real browser by test_site.py.
 """
@@ -11,11 +11,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from d2l_resnet.site import (
-    SITE_MARKER,
+from tools.course_site.build import PREPROCESSORS, SITE_MARKER, build_site
+from tools.course_site.content import (
+    SUMMARIES,
     add_section_links,
-    build_site,
-    clean_notebook,
     navigation,
     notebook_title,
     parse_run_info,
@@ -26,6 +25,8 @@ from d2l_resnet.site import (
 )
 
 PAGES = {"01_residual_block": "01_residual_block.html", "02_resnet18": "02_resnet18.html"}
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 120 40">'
+       '<rect width="120" height="40" fill="#4a7"/></svg>\n')
 RUN_LINE = ("profile course | d2l_resnet 0.1.0 | Python 3.11.7 | torch 2.4.0 | "
             "torchvision 0.19.0 | device cpu")
 
@@ -134,29 +135,35 @@ def _widget_output() -> nbformat.NotebookNode:
               "text/plain": "epochs:   0%|          | 0/5 [00:00<?, ?it/s]"})
 
 
-def test_clean_notebook_drops_widgets_and_progress_redraws() -> None:
+def _preprocess(nb: nbformat.NotebookNode) -> dict:
+    """What the exporter does to a notebook before rendering it, in the same order."""
+    resources: dict = {}
+    for preprocessor in PREPROCESSORS:
+        nb, resources = preprocessor(enabled=True)(nb, resources)
+    return resources
+
+
+def test_widgets_go_and_the_prints_around_them_merge() -> None:
+    """A widget between two prints is dropped first, so the prints become one block."""
+    prints = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {i}\n")
+              for i in (1, 2)]
+    err = nbformat.v4.new_output("stream", name="stderr", text="warning\n")
+    figure = nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})
+    nb = _notebook(_code("fit()", prints[0], _widget_output(), prints[1], err, figure))
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    assert _preprocess(nb)["widgets_dropped"] == 1
+    assert "widgets" not in nb.metadata
+    assert [o.get("text", o.get("data")) for o in nb.cells[0].outputs] == [
+        "epoch 1\nepoch 2\n", "warning\n", {"text/plain": "<Figure>"}]
+
+
+def test_progress_redrawn_with_carriage_returns_keeps_its_final_state() -> None:
     progress = nbformat.v4.new_output(
         "stream", name="stderr", text="\r 0%|  | 0/2\r 50%|# | 1/2\r100%|##| 2/2\nfinished\n")
-    nb = _notebook(_code("loop()", _widget_output(), progress))
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
-    assert clean_notebook(nb) == 1
-    assert "widgets" not in nb.metadata
+    nb = _notebook(_code("loop()", progress))
+    _preprocess(nb)
     (output,) = nb.cells[0].outputs
     assert output.text == "100%|##| 2/2\nfinished\n"
-
-
-def test_clean_notebook_joins_prints_and_hides_test_markers() -> None:
-    line = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {i}\n")
-            for i in (1, 2)]
-    figure = nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"})
-    err = nbformat.v4.new_output("stream", name="stderr", text="warning\n")
-    nb = _notebook(_code("# NBVAL_IGNORE_OUTPUT\nfit()\n  # keep this comment",
-                         line[0], line[1], err, figure))
-    clean_notebook(nb)
-    cell = nb.cells[0]
-    assert cell.source == "fit()\n  # keep this comment"
-    assert [o.get("text", o.get("data")) for o in cell.outputs] == [
-        "epoch 1\nepoch 2\n", "warning\n", {"text/plain": "<Figure>"}]
 
 
 def test_title_and_run_info_are_read_from_the_notebook() -> None:
@@ -235,3 +242,44 @@ def test_build_site_refuses_a_folder_it_did_not_write(small_course: Path,
     build_site(small_course / "notebooks", out, log=lambda line: None)
     assert (out / SITE_MARKER).is_file()
     build_site(small_course / "notebooks", out, log=lambda line: None)  # a rebuild is fine
+
+
+def test_an_svg_figure_in_markdown_is_published_with_the_site(tmp_path: Path) -> None:
+    """``![...](figures/x.svg)`` in a notebook: the file is copied and the page points to it."""
+    notebooks = tmp_path / "notebooks"
+    (notebooks / "figures").mkdir(parents=True)
+    (notebooks / "figures" / "residual_block.svg").write_text(SVG)
+    nb = _notebook(nbformat.v4.new_markdown_cell(
+        "# 1. Figures\n\n![The residual block](figures/residual_block.svg)"))
+    nbformat.write(nb, notebooks / "01_figures.ipynb")
+    out = tmp_path / "site"
+    report = build_site(notebooks, out, log=lambda line: None)
+    assert (out / "files" / "notebooks" / "figures" / "residual_block.svg").read_text() == SVG
+    page = (out / "01_figures.html").read_text()
+    (img,) = re.findall(r"<img\b[^>]*>", page)
+    assert 'src="files/notebooks/figures/residual_block.svg"' in img
+    assert 'alt="The residual block"' in img
+    assert not any("points to no file" in w for w in report.warnings)
+
+
+def test_a_sixth_notebook_needs_no_more_than_its_summary_line(tmp_path: Path) -> None:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    stems = [f"0{i}_part{i}" for i in range(1, 7)]
+    for i, stem in enumerate(stems, 1):
+        nb = _notebook(nbformat.v4.new_markdown_cell(f"# {i}. Part {i}\n\nText."),
+                       _code("print(run_info())", nbformat.v4.new_output(
+                           "stream", name="stdout", text=RUN_LINE + "\n")))
+        nbformat.write(nb, notebooks / f"{stem}.ipynb")
+        (notebooks / f"{stem}.py").write_text("# %%\n")
+    out = tmp_path / "site"
+    report = build_site(notebooks, out, log=lambda line: None)
+    assert [p.href for p in report.pages] == [f"{stem}.html" for stem in stems]
+    index = (out / "index.html").read_text()
+    assert re.findall(r'class="toc-link" href="([^"]+)"', index) == [
+        f"{stem}.html" for stem in stems]
+    assert SUMMARIES["06"] in index and "(6 of 6 notebooks)" in index
+    last = (out / "06_part6.html").read_text()
+    assert "Notebook 6 of 6" in last and 'rel="next"' not in last
+    next_links = re.findall(r'<a\b[^>]*\brel="next"[^>]*>', (out / "05_part5.html").read_text())
+    assert next_links and all('href="06_part6.html"' in a for a in next_links)
