@@ -210,6 +210,25 @@ def test_summary_restores_training_mode_and_checks_input() -> None:
 # -- initialisation and the matrix-product convolution
 
 
+@pytest.mark.parametrize("scheme", ["xavier", "kaiming", "default"])
+def test_init_depends_only_on_the_generator_at_the_call(scheme: str) -> None:
+    torch.manual_seed(1)
+    a = resnet18()
+    torch.manual_seed(2)
+    torch.rand(7)
+    b = resnet18()
+    for net in (a, b):
+        torch.manual_seed(0)
+        init_weights(net, scheme)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                  b.state_dict().values(), strict=True))
+    torch.manual_seed(0)
+    fresh = resnet18()                       # the same draws as building it after the seed
+    if scheme == "default":
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                      fresh.state_dict().values(), strict=True))
+
+
 def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
     net = init_weights(resnet18(), "kaiming")
     blocks = [m for m in net.modules() if isinstance(m, Residual)]

@@ -207,7 +207,13 @@ INITS = ("xavier", "kaiming", "default")
 
 
 def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
-    """Initialise the weights of ``net``'s convolutions and linear layers in place.
+    """Initialise the parameters of ``net`` in place, drawing from PyTorch's generator.
+
+    Every layer is first reset to PyTorch's default draw (``reset_parameters``, in the
+    order the layers were built), then the scheme is applied. So the result depends only
+    on the generator's state at the call: after ``set_seed(s)`` the same network comes
+    out, whatever was drawn before (the source's biases, which its Xavier init leaves
+    alone, included).
 
     Args:
         net: The network.
@@ -217,12 +223,15 @@ def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
             branch started at zero, so each block starts as the identity (Goyal et al.
             2017; torchvision's ``zero_init_residual``): the signal passes unchanged
             through the shortcuts at first, which lets a short run use a large rate.
-            ``"default"``: leave PyTorch's initialisation.
+            ``"default"``: PyTorch's initialisation.
 
     Returns:
         ``net``, for chaining.
     """
     check_choice("init", scheme, INITS)
+    for m in net.modules():
+        if m is not net and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
     if scheme == "default":
         return net
     for m in net.modules():
