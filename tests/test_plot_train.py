@@ -21,7 +21,7 @@ def _history(epochs: int = 2) -> History:
     for e in range(1, epochs + 1):
         h.points += [(e - 0.5, 1.0 / e, 0.5 + 0.1 * e), (float(e), 0.8 / e, 0.55 + 0.1 * e)]
         h.epochs.append(e)
-        h.eval_acc.append(0.6 + 0.1 * e)
+        h.val_acc.append(0.6 + 0.1 * e)
     return h
 
 
@@ -29,7 +29,11 @@ def test_plot_history_draws_loss_and_accuracies() -> None:
     fig = plot_history(_history(), num_epochs=5)
     ax_loss, ax_acc = fig.axes
     assert ax_loss.get_xlim() == (0, 5)
-    assert [line.get_label() for line in ax_acc.get_lines()] == ["train acc", "test acc"]
+    assert [line.get_label() for line in ax_acc.get_lines()] == ["train acc", "val acc"]
+    history = _history()
+    history.test_acc = 0.8
+    labels = [line.get_label() for line in plot_history(history).axes[1].get_lines()]
+    assert labels == ["train acc", "val acc", "test acc (scored once)"]
     assert figure_png(fig).startswith(b"\x89PNG")
 
 

@@ -155,11 +155,12 @@ def _run(seed: int = 0, **kwargs) -> tuple[History, nn.Module]:
 def test_train_learns_and_records_a_history_per_epoch() -> None:
     history, _ = _run(num_epochs=4, lr=0.2)
     assert history.epochs == [1, 2, 3, 4]
-    assert len(history.eval_acc) == len(history.train_loss) == len(history.epoch_time) == 4
+    assert len(history.train_loss) == len(history.epoch_time) == 4
+    assert history.val_acc == [] and history.test_acc is not None   # scored once
     # About five points an epoch, as the source prints (6 batches: one per batch here).
     assert len(history.points) == 4 * 6 and history.points[-1][0] == 4.0
     assert history.train_loss[-1] < history.train_loss[0]
-    assert history.eval_acc[-1] > 0.3                   # chance is 0.1
+    assert history.test_acc > 0.3                       # chance is 0.1
     assert all(r > 0 for r in history.examples_per_sec)
     assert re.fullmatch(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n"
                         r"\d+\.\d examples/sec on cpu", history.final_lines())
@@ -169,7 +170,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_does_not() -> None:
     a, net_a = _run(seed=7)
     b, net_b = _run(seed=7)
     c, _ = _run(seed=8)
-    assert a.train_loss == b.train_loss and a.eval_acc == b.eval_acc
+    assert a.train_loss == b.train_loss and a.test_acc == b.test_acc
     assert all(torch.equal(x, y) for x, y in zip(net_a.state_dict().values(),
                                                   net_b.state_dict().values(), strict=True))
     assert a.train_loss != c.train_loss
@@ -259,7 +260,7 @@ def test_resume_after_an_interruption_ends_with_the_same_metrics(tmp_path) -> No
     assert resumed.epochs == [1, 2, 3]
     assert resumed.train_loss == full.train_loss
     assert resumed.train_acc == full.train_acc
-    assert resumed.eval_acc == full.eval_acc
+    assert resumed.test_acc == full.test_acc
     for a, b in zip(net_full.state_dict().values(), net_resumed.state_dict().values(),
                     strict=True):
         assert torch.equal(a, b)
@@ -354,7 +355,7 @@ def test_train_epoch_is_the_loop_that_train_runs() -> None:
     train_iter, _ = _loaders()
     net = Tiny()
     set_seed(0)
-    init_weights(net, "kaiming")
+    init_weights(net, "kaiming")      # as train does: seed, then initialise
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True,
                                 weight_decay=5e-4, fused=True)
     loss = nn.CrossEntropyLoss(label_smoothing=0.1)
@@ -369,15 +370,33 @@ def test_train_epoch_refuses_an_empty_data_set() -> None:
         train_epoch(net, [], nn.CrossEntropyLoss(), torch.optim.SGD(net.parameters(), 0.1))
 
 
-def test_a_validation_iter_names_the_history_and_its_final_line() -> None:
-    train_iter, _ = _loaders()
+class CountingLoader:
+    """Wraps a loader and counts the passes made over it."""
+
+    def __init__(self, loader: InMemoryLoader) -> None:
+        self.loader, self.passes = loader, 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.loader)
+
+
+def test_validation_is_scored_every_epoch_and_the_test_set_once_at_the_end(capsys) -> None:
+    train_iter, test_loader = _loaders()
     images, labels = _data(32, seed=4)
-    val_iter = InMemoryLoader(images, labels, 16, split="val")
-    history = train(Tiny(), train_iter, val_iter, 1, 0.1, "cpu", seed=0, **RECIPE)
-    assert history.eval_split == "val" and len(history.eval_acc) == 1
-    assert ", val acc " in history.final_lines()
-    with pytest.raises(AttributeError, match="scored the val set, not the test set"):
-        _ = history.test_acc
+    val_iter = CountingLoader(InMemoryLoader(images, labels, 16, split="val"))
+    test_iter = CountingLoader(test_loader)
+    history = train(Tiny(), train_iter, test_iter, 3, 0.1, "cpu", val_iter=val_iter,
+                    seed=0, **{**RECIPE, "verbose": True})
+    assert (val_iter.passes, test_iter.passes) == (3, 1)
+    assert len(history.val_acc) == 3 and history.test_acc is not None
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"epoch 2, loss \d\.\d{3}, train acc \d\.\d{3}, val acc \d\.\d{3}, "
+                        r"\d+ examples/sec, \d+ s", out[2])
+    assert re.match(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}$", out[-2])
+    no_test = train(Tiny(), _loaders()[0], None, 1, 0.1, "cpu", val_iter=val_iter.loader,
+                    seed=0, **RECIPE)
+    assert no_test.test_acc is None and ", val acc " in no_test.final_lines()
 
 
 class LeftHalf(nn.Module):

@@ -6,6 +6,7 @@ Functions return a :class:`matplotlib.figure.Figure`; a notebook shows it with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -214,8 +215,12 @@ def _history_axes(fig: Figure, history: Any, num_epochs: int | None) -> None:
     xs = [p[0] for p in points]
     ax_loss.plot(xs, [p[1] for p in points], color="C0", label="train loss")
     ax_acc.plot(xs, [p[2] for p in points], color="C1", label="train acc")
-    ax_acc.plot(list(history.epochs), list(history.eval_acc), "o-", color="C2",
-                label=f"{history.eval_split} acc")
+    if history.val_acc:
+        ax_acc.plot(list(history.epochs), list(history.val_acc), "o-", color="C2",
+                    label="val acc")
+    if history.test_acc is not None:
+        ax_acc.plot([history.epochs[-1]], [history.test_acc], "*", color="C3", ms=10,
+                    label="test acc (scored once)")
     last = num_epochs or (max(xs) if xs else 1)
     for ax, ylabel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlim(0, max(1, last))
@@ -229,7 +234,8 @@ def _history_axes(fig: Figure, history: Any, num_epochs: int | None) -> None:
 
 def plot_history(history: Any, num_epochs: int | None = None,
                  figsize: tuple[float, float] = (7.0, 2.8)) -> Figure:
-    """The curves of a :class:`d2l_resnet.train.History`: loss, train and held-out accuracy.
+    """The curves of a :class:`d2l_resnet.train.History`: loss, train and validation
+    accuracy, and the test accuracy once it is scored.
 
     Args:
         history: What :func:`d2l_resnet.train.train` returned (or holds so far).
@@ -363,4 +369,70 @@ def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
         if k < n:
             ax.imshow(images[k], cmap="gray_r")
             ax.set_title(titles[k], fontsize=7)
+    return fig
+
+
+# -- the committed experiments (d2l_resnet.experiments) ------------------------------------
+
+
+def plot_lr_runs(runs: Mapping[tuple[float, int], Sequence[float]], limit: float | None = None,
+                 figsize: tuple[float, float] = (9.0, 3.4)) -> Figure:
+    """Per-step training loss of several seeds, one panel per learning rate, log scale.
+
+    A run whose loss became NaN or infinite ends in a cross at its last finite step.
+
+    Args:
+        runs: ``(lr, seed)`` -> the loss of every step.
+        limit: Draw this loss as a dashed line (e.g. the divergence guard's limit).
+        figsize: Width and height in inches.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one (lr, seed) -> losses")
+    lrs = sorted({lr for lr, _ in runs}, reverse=True)
+    seeds = sorted({seed for _, seed in runs})
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, len(lrs), sharey=True, squeeze=False)[0]
+    for ax, lr in zip(axes, lrs, strict=True):
+        for k, seed in enumerate(seeds):
+            losses = [float(v) for v in runs.get((lr, seed), [])]
+            finite = [v for v in losses if math.isfinite(v)]
+            if not finite:
+                continue
+            color = f"C{k % 10}"
+            ax.plot(range(1, len(finite) + 1), finite, color=color, lw=1, label=f"seed {seed}")
+            if len(finite) < len(losses):
+                ax.plot([len(finite)], [finite[-1]], "x", color=color, ms=8, mew=2)
+        if limit is not None:
+            ax.axhline(limit, color="0.4", ls="--", lw=1)
+        ax.set_yscale("log")
+        ax.set_title(f"lr {lr:g}", fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].set_ylabel("training loss (log scale)")
+    axes[-1].legend(frameon=False, fontsize=7, ncol=2)
+    return fig
+
+
+def plot_val_curves(rows: Sequence[Mapping[str, str]], variants: Sequence[str],
+                    figsize: tuple[float, float] = (6.0, 3.4)) -> Figure:
+    """Validation accuracy per epoch of some variants of ``results/recipe.csv`` (the mean
+    over seeds)."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
+    for k, name in enumerate(variants):
+        by_epoch: dict[int, list[float]] = {}
+        for row in rows:
+            if row["variant"] == name:
+                by_epoch.setdefault(int(row["epoch"]), []).append(float(row["val_acc"]))
+        if not by_epoch:
+            raise ValueError(f"no rows of variant {name!r}")
+        epochs = sorted(by_epoch)
+        ax.plot(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], "o-", ms=3,
+                color=f"C{k % 10}", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=8)
     return fig

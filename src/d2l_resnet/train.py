@@ -5,8 +5,9 @@ The source's loop, read top to bottom, has two defects that this module fixes:
 - ``evaluate_accuracy_gpu`` returns inside its loop, so it scores the first batch only;
   :func:`evaluate_accuracy` scores the whole data set (in eval mode, without gradients,
   and puts the network back in the mode it found it in).
-- The test accuracy is computed once, after the last epoch; :func:`train` scores the
-  held-out set after every epoch and returns a :class:`History`.
+- It prints the loss as it trains but keeps no record; :func:`train` returns a
+  :class:`History`, with the accuracy on a validation split after every epoch (the
+  curve to choose settings on) and on the test set once, at the end.
 
 The module reads in three parts: scoring (:func:`accuracy`, :func:`evaluate_accuracy`,
 :func:`predict`); one epoch of training (:func:`train_epoch`, the loop notebook 04 shows);
@@ -226,38 +227,30 @@ class History:
         train_loss: Mean training loss over each epoch.
         train_acc: Training accuracy over each epoch (on the batches as trained, in train
             mode, as the book).
-        eval_acc: Accuracy on the held-out set after each epoch (the whole set).
+        val_acc: Accuracy on the validation set after each epoch (empty without one).
+        test_acc: Accuracy on the whole test set, scored once after the last epoch (None
+            before, or without a test set).
         examples_per_sec: Training examples per second of each epoch (training steps only).
-        epoch_time: Seconds of each epoch (training and scoring the held-out set).
+        epoch_time: Seconds of each epoch (training and scoring).
         points: ``(epoch as a fraction, train loss, train acc)`` five times an epoch, as the
             source prints them.
         device: The device the run trained on.
         lr: The (peak) learning rate.
         precision: The precision the run computed in, and why (e.g.
             ``"precision bf16 (CPU has AMX)"``).
-        eval_split: What the held-out set is: ``"test"``, or ``"val"`` while a choice is
-            being made on a validation split.
     """
 
     epochs: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
-    eval_acc: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    test_acc: float | None = None
     examples_per_sec: list[float] = field(default_factory=list)
     epoch_time: list[float] = field(default_factory=list)
     points: list[tuple[float, float, float]] = field(default_factory=list)
     device: str = "cpu"
     lr: float = 0.0
     precision: str = ""
-    eval_split: str = "test"
-
-    @property
-    def test_acc(self) -> list[float]:
-        """The accuracy after each epoch, when the held-out set is the test set."""
-        if self.eval_split != "test":
-            raise AttributeError(f"this run scored the {self.eval_split} set, not the test "
-                                 f"set: read history.eval_acc")
-        return self.eval_acc
 
     @property
     def wall_time(self) -> float:
@@ -272,21 +265,32 @@ class History:
         # The harmonic mean: epochs of equal size, so total examples / total train time.
         return len(self.examples_per_sec) / sum(1 / r for r in self.examples_per_sec)
 
+    def epoch_line(self) -> str:
+        """The line printed after each epoch."""
+        i = len(self.epochs) - 1
+        val = f", val acc {self.val_acc[i]:.3f}" if self.val_acc else ""
+        return (f"epoch {self.epochs[i]}, loss {self.train_loss[i]:.3f}, train acc "
+                f"{self.train_acc[i]:.3f}{val}, {self.examples_per_sec[i]:.0f} examples/sec, "
+                f"{self.epoch_time[i]:.0f} s")
+
     def final_lines(self) -> str:
-        """The book's two final lines: ``loss L, train acc A, test acc T`` and the speed."""
+        """The book's two final lines: ``loss L, train acc A, test acc T`` and the speed
+        (``val acc V`` in place of the test accuracy for a run without a test set)."""
         if not self.epochs:
             return "no epoch trained"
-        return (f"loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.3f}, "
-                f"{self.eval_split} acc {self.eval_acc[-1]:.3f}\n"
-                f"{self.train_examples_per_sec:.1f} examples/sec on {self.device}")
+        held_out = (f", test acc {self.test_acc:.3f}" if self.test_acc is not None else
+                    f", val acc {self.val_acc[-1]:.3f}" if self.val_acc else "")
+        return (f"loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.3f}"
+                f"{held_out}\n{self.train_examples_per_sec:.1f} examples/sec on {self.device}")
 
-    def add_epoch(self, train_loss: float, train_acc: float, eval_acc: float,
+    def add_epoch(self, train_loss: float, train_acc: float, val_acc: float | None,
                   examples_per_sec: float, seconds: float) -> None:
         """Record the next epoch's measurements."""
         self.epochs.append(len(self.epochs) + 1)
         self.train_loss.append(train_loss)
         self.train_acc.append(train_acc)
-        self.eval_acc.append(eval_acc)
+        if val_acc is not None:
+            self.val_acc.append(val_acc)
         self.examples_per_sec.append(examples_per_sec)
         self.epoch_time.append(seconds)
 
@@ -299,8 +303,6 @@ class History:
         """The inverse of :meth:`to_dict`."""
         state = dict(state)
         state["points"] = [tuple(p) for p in state.get("points", [])]
-        if "test_acc" in state:           # written before the held-out set had a name
-            state["eval_acc"] = state.pop("test_acc")
         return cls(**state)
 
 
@@ -430,14 +432,16 @@ class _Reporter:
             self.pause += time.perf_counter() - t0
 
 
-def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epochs: int,
+def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None, num_epochs: int,
           lr: float, device: torch.device | str | None = None, *,
-          checkpoint: Any = None, resume: bool = False, max_loss: float | None = None,
+          val_iter: Iterable | None = None, checkpoint: Any = None, resume: bool = False,
+          max_loss: float | None = None,
           verbose: bool = True, progress: bool | None = None,
           on_update: Callable[[History], None] | None = None,
           on_epoch_end: Callable[[History], None] | None = None,
           **recipe_fields: Any) -> History:
-    """Train ``net`` with minibatch SGD and score the held-out set after every epoch.
+    """Train ``net`` with minibatch SGD; score a validation set after every epoch and the
+    test set once, at the end.
 
     The call shape is the source's ``train(net, train_iter, test_iter, num_epochs, lr,
     device)``; with no more arguments it trains as the source does (Xavier init, plain
@@ -453,12 +457,14 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epochs:
         train_iter: Training batches ``(X, y)``; iterated once per epoch. With a
             ``state_dict`` method (:class:`~d2l_resnet.data.InMemoryLoader`) its position
             is saved in checkpoints.
-        test_iter: The held-out batches, scored in full after every epoch: the test set,
-            or a validation set (its ``split`` attribute says which).
+        test_iter: Test batches, scored in full once, after the last epoch (None: none).
+            Nothing is chosen on them: that is what ``val_iter`` is for.
         num_epochs: Epochs to train (in total, counting those of a resumed checkpoint).
         lr: Learning rate (the peak rate with ``schedule="onecycle"``).
         device: Where to train: ``"auto"`` or None (CUDA, else mps, else the CPU), or a
             name (see :func:`d2l_resnet.devices.get_device`).
+        val_iter: Validation batches (held out of the training set), scored in full
+            after every epoch: the curve on which settings are chosen.
         checkpoint: Save a checkpoint there after every epoch, atomically.
         resume: Continue from ``checkpoint`` (which must exist): the run ends with the
             same metrics as one that was never interrupted.
@@ -490,8 +496,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epochs:
     num_batches = len(train_iter) if isinstance(train_iter, Sized) else None
     optimizer, scheduler = _optimizer(net, recipe, device, num_batches)
     loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    history = History(device=str(device), lr=lr, precision=str(precision),
-                      eval_split=getattr(test_iter, "split", None) or "test")
+    history = History(device=str(device), lr=lr, precision=str(precision))
     if resume:
         history = _resume(checkpoint, recipe, net, optimizer, scheduler, train_iter, device)
     verbose = verbose and is_main()
@@ -513,14 +518,13 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epochs:
             on_batch=reporter.on_batch)
         train_time = time.perf_counter() - t0 - reporter.pause
         loss_sum, correct, n = sum_across_ranks([mean_loss * n, mean_acc * n, n], device)
-        eval_acc = _score(net, test_iter, recipe, precision.name, device)
-        history.add_epoch(loss_sum / n, correct / n, eval_acc, n / train_time,
+        val_acc = _score(net, val_iter, recipe, precision.name, device) if val_iter else None
+        if epoch + 1 == num_epochs and test_iter is not None:
+            history.test_acc = _score(net, test_iter, recipe, precision.name, device)
+        history.add_epoch(loss_sum / n, correct / n, val_acc, n / train_time,
                           time.perf_counter() - t0)
         if verbose:
-            print(f"epoch {epoch + 1}, loss {history.train_loss[-1]:.3f}, train acc "
-                  f"{history.train_acc[-1]:.3f}, {history.eval_split} acc "
-                  f"{history.eval_acc[-1]:.3f}, {history.examples_per_sec[-1]:.0f} "
-                  f"examples/sec, {history.epoch_time[-1]:.0f} s")
+            print(history.epoch_line())
         if checkpoint is not None and is_main():
             save_checkpoint(checkpoint, {
                 "format": FORMAT, "model": _unwrap(net).state_dict(),
@@ -537,16 +541,16 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, num_epochs:
     return history
 
 
-def _score(net: nn.Module, test_iter: Iterable, recipe: Recipe, precision: str,
+def _score(net: nn.Module, data_iter: Iterable, recipe: Recipe, precision: str,
            device: torch.device) -> float:
-    """The accuracy on the held-out set; in a distributed run each rank scores its share
+    """The accuracy on a held-out set; in a distributed run each rank scores its share
     and the counts are summed, so every example is scored exactly once."""
     correct, total = 0.0, 0
-    for y_pred, y in _predictions(_unwrap(net), test_iter, device, precision,
+    for y_pred, y in _predictions(_unwrap(net), data_iter, device, precision,
                                   recipe.channels_last, recipe.flip_tta):
         correct += accuracy(y_pred, y)
         total += y.numel()
     correct, total = sum_across_ranks([correct, total], device)
     if total == 0:
-        raise ValueError("test_iter yielded no example; pass a non-empty data set")
+        raise ValueError("a held-out set yielded no example; pass a non-empty data set")
     return correct / total
