@@ -4,6 +4,7 @@ Commands:
     data    find Fashion-MNIST, verify it and say where it came from.
     train   train ResNet-18 with a profile's recipe; the book's final lines.
     bench   measure: ``bench data`` (the two data loaders), ``bench train`` (training).
+    experiment  regenerate a committed result: ``experiment lr``, ``experiment recipe``.
 
 Each command has an ``_add_<command>`` function that declares its arguments and a
 handler that runs it; ``main`` returns the exit status.
@@ -222,6 +223,62 @@ def _run_bench_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_experiment(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "experiment", help="regenerate a committed result under results/",
+        description="lr: the source's recipe at lr 0.9 and 0.05, per-step loss over seeds "
+                    "(results/source_lr.csv). recipe: variants of the course recipe scored "
+                    "on a validation split of the training set (results/recipe_roundN.csv)."
+                    " Each also writes a JSON file saying how it was made.")
+    which = p.add_subparsers(dest="experiment", required=True, metavar="{lr,recipe}")
+    lr = which.add_parser("lr", help="does the source's lr 0.9 diverge? (minutes on a CPU)")
+    lr.add_argument("--steps", type=int, default=200, help="steps per run (200)")
+    lr.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (8)")
+    recipe = which.add_parser("recipe", help="the course recipe's choices, on validation "
+                                             "(minutes on a GPU, hours on a 2-core CPU)")
+    recipe.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per variant (2)")
+    recipe.add_argument("--round", type=int, default=1, choices=(1, 2),
+                        help="1: one change at a time from the starting point; 2: its two "
+                             "winners together (1)")
+    recipe.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                        help="only these variants of the round (default: all of "
+                             "d2l_resnet.experiments.RECIPE_ROUNDS[round])")
+    recipe.add_argument("--profile", default="course",
+                        help="the profile varied (course; quick for a smoke test)")
+    recipe.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time, a process each (1; more on a GPU)")
+    for sub in (lr, recipe):
+        sub.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+        sub.add_argument("--out", type=Path, default=None,
+                         help="write the results here (default: the project's results/)")
+        sub.add_argument("--root", type=Path, default=None,
+                         help="a folder holding Fashion-MNIST (see the data command)")
+        sub.set_defaults(handler=_run_experiment)
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
+    from d2l_resnet.checks import check_positive_int
+    from d2l_resnet.experiments import RECIPE_ROUNDS, run_experiment
+
+    check_positive_int("--seeds", args.seeds)
+    options = {"seeds": range(args.seeds), "root": args.root, "log": _log}
+    if args.device is not None:
+        options["device"] = args.device
+    if args.experiment == "lr":
+        options["steps"] = args.steps
+    else:
+        variants = RECIPE_ROUNDS[args.round]
+        unknown = [v for v in args.variants or [] if v not in variants]
+        if unknown:
+            raise ValueError(f"unknown variant(s) {', '.join(map(repr, unknown))} of round "
+                             f"{args.round}; expected some of {', '.join(map(repr, variants))}")
+        options["variants"] = {v: variants[v] for v in args.variants or variants}
+        options.update(profile=get_profile(args.profile), jobs=args.jobs, round=args.round)
+    csv_path, json_path = run_experiment(args.experiment, args.out, **options)
+    print(f"wrote {csv_path} and {json_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command."""
     parser = argparse.ArgumentParser(
@@ -231,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(commands)
     _add_train(commands)
     _add_bench(commands)
+    _add_experiment(commands)
     return parser
 
 
