@@ -404,6 +404,8 @@ def run_in_lab(browser: Any, lab: Lab, path: str, screenshot: Path | None = None
     to its name, one with the progress bar during it); ``failure_screenshot``: save
     ``test-artifacts/lab-<name>-failed.png`` when a check fails.
     """
+    from playwright.sync_api import Error as PlaywrightError
+
     run = LabRun(name=path)
     file = lab.root / path
     cells = nbformat.read(file, as_version=4).cells
@@ -421,6 +423,7 @@ def run_in_lab(browser: Any, lab: Lab, path: str, screenshot: Path | None = None
         return state
 
     start = time.monotonic()
+    step = "opening the notebook"
     try:
         page.goto(lab.page_url(path, f"lab-test-{Path(path).stem}"), wait_until="load",
                   timeout=OPEN_TIMEOUT * 1000)
@@ -435,15 +438,18 @@ def run_in_lab(browser: Any, lab: Lab, path: str, screenshot: Path | None = None
         page.evaluate(RECORDER, PROGRESS)
 
         # Run > Run All Cells, from empty outputs: every count shown afterwards is new.
+        step = "clearing the outputs"
         _menu(page, "Edit", "editmenu:clear-all")
         _wait(lambda: f"{path}: Edit > Clear Outputs of All Cells to clear them "
               f"(page: {state})",
               lambda: read_state()["outputs"] == 0
               and all(p in (None, "[ ]:") for p in state["prompts"]), 30)
+        step = "running all cells"
         _menu(page, "Run", "runmenu:run-all")
         _wait_for_run(page, read_state, state, cells, path, screenshot)
 
         # File > Save Notebook (the copy), to read what the run produced exactly.
+        step = "saving the notebook"
         mtime = file.stat().st_mtime_ns
         _menu(page, "File", "docmanager:save")
         _wait(f"{path}: File > Save Notebook to write the notebook",
@@ -451,6 +457,7 @@ def run_in_lab(browser: Any, lab: Lab, path: str, screenshot: Path | None = None
               SAVE_TIMEOUT)
         saved = _wait(f"{path}: the saved notebook to be readable",
                       lambda: _read(file), SAVE_TIMEOUT)
+        step = "checking the outputs"
         _check_cells(saved, state["prompts"], run)
         _check_widgets(page, saved, run)
         run.widgets = page.evaluate("window.__labTest.widgets")
@@ -459,6 +466,9 @@ def run_in_lab(browser: Any, lab: Lab, path: str, screenshot: Path | None = None
             _screenshot_training(page, run, screenshot)
     except LabWaitError as err:
         run.problems.append(f"stopped: {err}")
+    except PlaywrightError as err:  # a click or a page call that timed out or failed
+        message = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        run.problems.append(f"stopped: {path}: {step}: {message}")
     finally:
         run.seconds = time.monotonic() - start
         if run.problems and failure_screenshot:
@@ -639,9 +649,10 @@ def test_checks_catch_what_they_should(browser: Any, lab: Lab, name: str,
     for pattern in expected:
         assert any(re.search(pattern, p) for p in run.problems), (pattern, _report(run))
     if name == "passes.ipynb":
-        rendered = [w for w in run.widgets if w["width"] > 0]
-        assert len(rendered) >= 2, f"the IntProgress and the tqdm bar: {run.widgets}"
-        assert any(p["width"] > 0 for p in run.progress), run.progress
+        # Cell 4 shows an IntProgress, cell 6 a tqdm bar (indices from 0 on the page).
+        shown = {w["cell"] for w in run.widgets if w["width"] > 0}
+        assert {3, 5} <= shown, f"widgets seen: {run.widgets}"
+        assert {3, 5} <= {p["cell"] for p in run.progress if p["width"] > 0}, run.progress
 
 
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
