@@ -60,7 +60,8 @@ html: $(STAMP)
 	$(PY) -m tools.course_site --out $(SITE_DIR)
 
 lab: $(DATA_STAMP)
-	$(PY) -m jupyter lab notebooks
+	@if [ "$$(id -u)" = 0 ]; then echo "You are root: JupyterLab refuses to run as root unless told to, so make lab adds --allow-root."; fi
+	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root )notebooks
 
 clean:
 	rm -rf build site .pytest_cache .ruff_cache

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,9 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+from browser import CHROMIUM_ARGS, INSTALL_HINT
+from browser import chromium as _chromium
+from browser import unavailable as _unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -35,36 +36,9 @@ PAGES = ["index.html", *(f"{stem}.html" for stem in NOTEBOOK_STEMS)]
 # The page saved as a screenshot: the one with the most to look at (math and figures).
 SCREENSHOT_PAGE = next((f"{s}.html" for s in NOTEBOOK_STEMS if s.startswith("05_")),
                        PAGES[-1])
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-quic",
-]
-INSTALL_HINT = (
-    "Chromium is needed for the browser test of the course site: install it with "
-    "`sudo apt-get install chromium` (Debian/Ubuntu), or point D2L_RESNET_CHROMIUM at a "
-    "Chromium or Chrome executable")
 # TeX that MathJax should have replaced, in the text a reader sees outside code: a dollar,
 # a delimiter like \( or \[, or a command like \frac.
 RAW_MATH = re.compile(r"\$|\\[()\[\]]|\\[A-Za-z]+")
-
-
-def _unavailable(reason: str) -> None:
-    """Skip on a person's machine; fail under CI, where the browser test must run."""
-    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-        pytest.fail(f"CI=true, so the browser test must run: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _chromium() -> str | None:
-    explicit = os.environ.get("D2L_RESNET_CHROMIUM")
-    if explicit:
-        return explicit if Path(explicit).is_file() else None
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def _has_math(stem: str) -> bool:
