@@ -71,8 +71,8 @@ SVG(function_classes_svg())
 # \mathrm{conv}_1(\mathbf{X}))))).$$
 #
 # If the best thing a block can do is (close to) nothing, it only has to push $g$
-# towards zero; He et al. (2015) hypothesize that this is easier for an optimizer than fitting
-# the identity with a stack of nonlinear layers.
+# towards zero; He et al. (2015) hypothesize that this is easier for an optimizer than
+# fitting the identity with a stack of nonlinear layers.
 #
 # Both convolutions are 3x3 with padding 1, so they keep height and width, unless the
 # first one has `strides=2`. The shortcut is the identity, or with `use_1x1conv=True` a
