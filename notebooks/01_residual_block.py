@@ -17,10 +17,11 @@
 # # 1. The residual block (残差网络 · 残差块)
 #
 # A residual network is built from one repeated unit, the **residual block**. This
-# notebook takes it apart: what it computes, why it sometimes needs a 1x1 convolution on
-# its shortcut, what happens when the shapes of its two paths do not match, and one
-# property that makes it special (with its last BatchNorm scaled to zero it passes its
-# input straight through).
+# notebook starts with why adding a block's input back to its output helps (nested
+# function classes), then takes the block apart: what it computes, why it sometimes needs
+# a 1x1 convolution on its shortcut, what happens when the shapes of its two paths do not
+# match, and what passes through it when its residual branch is zero, forwards and
+# backwards.
 #
 # Notebook 2 stacks these blocks into ResNet-18; notebook 5 shows why the shortcut lets
 # very deep networks train.
@@ -30,12 +31,35 @@ import textwrap
 
 import torch
 import torch.nn.functional as F
+from IPython.display import SVG
 
 from d2l_resnet import Residual, count_parameters, show_source
+from d2l_resnet.diagrams import function_classes_svg, residual_block_svg
 
 _ = torch.manual_seed(0)  # the same random numbers on every run
 
 # %% [markdown]
+# ## Function classes (函数类)
+#
+# An architecture, with its training recipe, can reach a certain class $\mathcal{F}$ of
+# functions: those that some setting of its weights computes. Training looks for the
+# member of $\mathcal{F}$ that fits the data best, an approximation of the function
+# $f^*$ we are after. To get closer to $f^*$ we make the architecture bigger, say
+# deeper, and reach a class $\mathcal{F}'$. But closer is guaranteed only if
+# $\mathcal{F} \subseteq \mathcal{F}'$. If the classes are not nested (left), a larger
+# class can lie further from $f^*$; if they are (right), the best member of the larger
+# class is at least as good as that of the smaller one.
+
+# %%
+SVG(function_classes_svg())
+
+# %% [markdown]
+# A deeper network's class contains the shallower one's if the added layers can compute
+# the identity $f(\mathbf{x}) = \mathbf{x}$: then the deeper network can still compute
+# everything the shallower one did. A stack of convolutions, BatchNorm and ReLUs has to
+# learn the identity through its nonlinearities; a residual block has it built in, as
+# the last section of this notebook checks.
+#
 # ## The residual block (残差块)
 #
 # A plain stack of layers has to learn the mapping $f(\mathbf{x})$ it is asked for. A
@@ -47,23 +71,31 @@ _ = torch.manual_seed(0)  # the same random numbers on every run
 # \mathrm{conv}_1(\mathbf{X}))))).$$
 #
 # If the best thing a block can do is (close to) nothing, it only has to push $g$
-# towards zero, which is easy for weights that start small; a plain stack would have to
-# learn the identity through its nonlinearities.
+# towards zero; He et al. (2015) hypothesize that this is easier for an optimizer than
+# fitting the identity with a stack of nonlinear layers.
 #
 # Both convolutions are 3x3 with padding 1, so they keep height and width, unless the
 # first one has `strides=2`. The shortcut is the identity, or with `use_1x1conv=True` a
-# 1x1 convolution. Here is the block as the package defines it (the same class every
-# later notebook uses):
+# 1x1 convolution. Drawn left to right, with the residual branch $g$ in the dashed frame
+# and the shortcut below it:
+
+# %%
+SVG(residual_block_svg("identity"))
+
+# %% [markdown]
+# Here is the block as the package defines it (the same class every later notebook
+# uses):
 
 # %%
 show_source(Residual)
 
 # %% [markdown]
-# Compared with the course notebook's version, the package's `forward` reads the same
-# top to bottom, with two differences: it adds without modifying `Y` in place
-# (`Y + X` rather than `Y += X`), and it checks that the two terms of the sum have the
-# same shape, so a wrong configuration fails with a message that says how to fix it
-# (see below) instead of a broadcasting error from deep inside PyTorch.
+# Compared with the course notebook's version, the package's `forward` computes the
+# same thing in the same order, with three differences: it checks that its input has
+# `input_channels` channels, it adds without modifying `Y` in place (`Y + X` rather than
+# `Y += X`), and it checks that the two terms of the sum have the same shape, so a wrong
+# configuration fails with a message that says how to fix it (see below) instead of a
+# broadcasting error from deep inside PyTorch.
 
 # %% [markdown]
 # ## Input and output of the same shape (输入和输出形状一致)
@@ -80,7 +112,7 @@ assert Y.shape == X.shape
 Y.shape
 
 # %% [markdown]
-# ## Changing the shape: the 1x1 convolution on the shortcut
+# ## Changing the shape: the 1x1 convolution on the shortcut (改变形状：1x1卷积)
 #
 # > 通常来说，增加输出通道数的同时，我们会减半输出的高和宽。
 #
@@ -92,6 +124,9 @@ Y.shape
 # and uses the same stride.
 #
 # > 如果要使用1x1的卷积核的话, 能够把输入通道数变成输出通道数。
+
+# %%
+SVG(residual_block_svg("1x1"))
 
 # %%
 blk = Residual(3, 6, use_1x1conv=True, strides=2)
@@ -126,7 +161,7 @@ assert count_parameters(blk.conv3) == 3 * 6 + 6
 assert count_parameters(blk.conv1) + count_parameters(blk.conv2) == 498
 
 # %% [markdown]
-# ## When the shapes do not match
+# ## When the shapes do not match (形状不匹配时)
 #
 # The 1x1 convolution is needed whenever the branch changes the shape: a different
 # number of channels *or* a stride other than 1. Forget it, and the identity shortcut
@@ -152,15 +187,18 @@ for bad in (Residual(3, 6), Residual(3, 3, strides=2)):
 assert Residual(3, 3, use_1x1conv=True)(X).shape == X.shape
 
 # %% [markdown]
-# ## A block that starts as the identity
+# ## A block that starts as the identity (从恒等映射开始的残差块)
 #
 # Set the scale (`weight`, $\gamma$) of the block's last BatchNorm to zero. Its shift
 # $\beta$ starts at zero, so the residual branch outputs exactly zero whatever the input,
 # and the block computes $\mathrm{ReLU}(0 + \mathbf{X}) = \mathrm{ReLU}(\mathbf{X})$.
-# This is the `zero_init_residual` option of torchvision's ResNet: every block starts as
-# (nearly) the identity, so a deep network starts out behaving like a shallow one, and
-# training grows each branch from zero. Checked with `torch.allclose`, on inputs with
-# negative values so that the ReLU matters, in training and in evaluation mode:
+# Inside ResNet every block receives the output of a ReLU (the stem's, or the previous
+# block's), which is non-negative, and there $\mathrm{ReLU}(\mathbf{X}) = \mathbf{X}$:
+# the block is exactly the identity, so adding it leaves the network's function as it
+# was (the nested classes above). This is the `zero_init_residual` option of
+# torchvision's ResNet: a deep network starts out computing what a shallower one would,
+# and training grows each branch from zero. Checked on inputs with negative values, in
+# training and in evaluation mode, and on the same inputs after a ReLU:
 
 # %%
 blk = Residual(3, 3)
@@ -170,32 +208,77 @@ X = torch.randn(4, 3, 6, 6)  # (N, C, H, W), about half of the values negative
 
 for mode in ("train", "eval"):
     blk.train(mode == "train")
-    assert torch.allclose(blk(X), F.relu(X)), mode
-    print(f"{mode:>5} mode: block(X) == ReLU(X): True")
+    assert torch.equal(blk(X), F.relu(X)), mode
+    assert torch.equal(blk(F.relu(X)), F.relu(X)), mode
+    print(f"{mode:>5} mode: block(X) == ReLU(X): True; block(X) == X for X >= 0: True")
 
 # %% [markdown]
-# The gradient sees the same thing: through the shortcut, $\partial \mathbf{Y} / \partial
-# \mathbf{X}$ is 1 wherever the output is positive and 0 elsewhere, the derivative of the
-# ReLU alone. Nothing in the block shrinks the signal on its way back; notebook 5 builds
-# on this.
+# What passes backwards? Write $\mathbf{S} = g(\mathbf{X}) + \mathbf{X}$ for the sum, so
+# $\mathbf{Y} = \mathrm{ReLU}(\mathbf{S})$, and let $\mathbf{G} = \partial E / \partial
+# \mathbf{Y}$ be the gradient arriving from above. The final ReLU passes $\mathbf{G}$
+# where $\mathbf{Y} > 0$ and stops it where $\mathbf{Y} = 0$: with the mask $\mathbf{M}$
+# (1 where $\mathbf{Y} > 0$, else 0), the gradient that reaches the sum is
+# $\mathbf{M} \odot \mathbf{G}$. From the sum, the identity shortcut hands it to
+# $\mathbf{X}$ unchanged, and the residual branch adds its own term, the same gradient
+# carried back through $g$:
+#
+# $$\frac{\partial E}{\partial \mathbf{X}} = \underbrace{\mathbf{M} \odot
+# \mathbf{G}}_{\text{shortcut}} + \underbrace{\Bigl(\frac{\partial g}{\partial
+# \mathbf{X}}\Bigr)^{\!\top} (\mathbf{M} \odot \mathbf{G})}_{\text{branch}}.$$
+#
+# For the block above the branch is constant (zero), so its term vanishes. With $E$ the
+# sum of $\mathbf{Y}$, $\mathbf{G}$ is all ones, and the gradient with respect to
+# $\mathbf{X}$ is exactly the mask: 1 where $\mathbf{Y} = \mathrm{ReLU}(\mathbf{X}) > 0$,
+# and 0 where the ReLU outputs 0.
 
 # %%
 blk.train()
 X.requires_grad_(True)
-blk(X).sum().backward()
-assert torch.equal(X.grad, (X > 0).float())
-print("dY/dX == 1 where X > 0, else 0: True")
+Y = blk(X)
+Y.sum().backward()          # E = sum of Y: the gradient arriving at Y is all ones
+M = (Y > 0).float()         # where the final ReLU lets the gradient through
+assert torch.equal(X.grad, M)
+print(f"{X.numel()} entries: gradient 1 (passed unchanged) at {int(M.sum())}, where Y > 0;"
+      f" 0 (stopped by the final ReLU) at {int((M == 0).sum())}, where Y = 0")
 
 # %% [markdown]
-# ## Summary
+# So nothing in this block shrinks the gradient where $\mathbf{Y} > 0$, and nothing
+# passes where $\mathbf{Y} = 0$ (here where $\mathbf{X} \le 0$, about half of the
+# entries). Notebook 5 builds on both halves of this: the shortcut's unchanged
+# gradient, and the mask that a ReLU after the sum puts on it.
 #
+# With a branch that is not zero (PyTorch's default initialization), the gradient is the
+# masked one plus the branch's term. A check of the formula, with the branch's term
+# computed by autograd through $g$ alone:
+
+# %%
+blk = Residual(3, 3)                       # default initialization: g is not zero
+X = torch.randn(4, 3, 6, 6, requires_grad=True)
+Y = blk(X)
+Y.sum().backward()
+M = (Y > 0).float()
+g = blk.bn2(blk.conv2(F.relu(blk.bn1(blk.conv1(X)))))           # the branch, recomputed
+(branch_term,) = torch.autograd.grad(g, X, grad_outputs=M)      # (dg/dX)^T (M * G)
+assert torch.allclose(X.grad, M + branch_term, atol=1e-5)
+assert branch_term.abs().max() > 0.01
+print("dE/dX == M (shortcut) + the branch's term: True; the branch's term is not zero")
+
+# %% [markdown]
+# ## Summary (小结)
+#
+# - Making a network bigger helps reliably only if its class of functions contains the
+#   smaller network's (nested function classes). A residual block can be the identity,
+#   so adding one keeps what the network could already do within reach.
 # - A residual block adds its input to what its two convolutions compute:
 #   $\mathbf{Y} = \mathrm{ReLU}(g(\mathbf{X}) + \mathbf{X})$.
 # - With the same number of channels and stride 1, the shortcut is the identity. When
 #   the channels change or the stride is 2, a 1x1 convolution with the same stride
 #   projects the input to the output's shape; without it the block refuses to run.
-# - With its last BatchNorm scaled to zero, the block is the identity followed by ReLU,
-#   and the gradient passes through it unchanged.
+# - With its last BatchNorm scaled to zero, the block computes $\mathrm{ReLU}(\mathbf{X})$,
+#   which is $\mathbf{X}$ for the non-negative inputs it receives inside ResNet.
+#   Backwards, the gradient that reaches the sum passes to $\mathbf{X}$ unchanged
+#   through the shortcut; the final ReLU stops it where $\mathbf{Y} = 0$, and a branch
+#   that is not zero adds its own term.
 #
 # Next: [02_resnet18](02_resnet18.ipynb) assembles ResNet-18 from these blocks.
 

@@ -26,6 +26,7 @@
 # %matplotlib inline
 import torch
 import torch.nn.functional as F
+from IPython.display import SVG
 from torch import nn
 
 from d2l_resnet import (
@@ -36,12 +37,13 @@ from d2l_resnet import (
     show_source,
     summarize,
 )
+from d2l_resnet.diagrams import resnet18_stages_svg
 from d2l_resnet.plot import plot_cost_shares
 
 _ = torch.manual_seed(0)  # the same random numbers on every run
 
 # %% [markdown]
-# ## The stem: b1
+# ## The stem: b1 (第一个模块)
 #
 # The first module, `b1`, is GoogLeNet's first two layers with BatchNorm added: a 7x7
 # convolution with 64 output channels and stride 2, BatchNorm, ReLU, and a 3x3 max-pool
@@ -55,7 +57,7 @@ b1 = nn.Sequential(nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
                    nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
 
 # %% [markdown]
-# ## The stages: b2 to b5
+# ## The stages: b2 to b5 (残差块组成的模块)
 #
 # Each of the four stages is a list of residual blocks, made by the package's
 # `resnet_block`:
@@ -121,7 +123,7 @@ with torch.no_grad():
 print("net and resnet18(): same layers, same parameter shapes, same outputs")
 
 # %% [markdown]
-# ## Output shapes, layer by layer
+# ## Output shapes, layer by layer (每个模块的输出形状)
 #
 # > 可以观察一下ResNet中不同模块的输入形状是如何变化的。
 #
@@ -173,11 +175,21 @@ for s in sizes:
     print(f"{s:>3}: b1..b5 are {spatial} pixels a side")
 
 # %% [markdown]
+# The network at the training size, module by module. The shapes in the picture are not
+# typed in: `resnet18_stages_svg` computes them with `summarize`, as above; the squares
+# show the height and width of the feature maps to scale.
+
+# %%
+SVG(resnet18_stages_svg(28))
+
+# %% [markdown]
 # At 28x28, `b4` ends at 2x2 and `b5` works on 1x1 feature maps. A 3x3 convolution with
 # padding 1 on a single pixel sees only zeros around it, so only the centre of each
 # kernel ever touches the data: the second block of `b5` acts as a stack of 1x1
-# convolutions, and 8/9 of its 3x3 weights are never used. That is one reason the book
-# resizes the images to 96. A check on the first convolution of `b5`'s second block:
+# convolutions, and 8/9 of its 3x3 weights are never used. At 96x96, the size the book
+# trains at, `b5` works on 3x3 maps and uses its kernels in full (exercise 4 counts
+# the weights that receive a gradient). A check on the first convolution of `b5`'s
+# second block:
 
 # %%
 conv = net[4][1].conv1  # b5, second block: 512 -> 512 channels, 3x3, padding 1
@@ -188,7 +200,7 @@ with torch.no_grad():
 print("on 1x1 inputs, the 3x3 convolution equals a 1x1 convolution with its centre taps")
 
 # %% [markdown]
-# ## Parameters and FLOPs per stage
+# ## Parameters and FLOPs per stage (每个模块的参数和计算量)
 #
 # `format_summary` prints the layer table with parameter counts and the forward FLOPs
 # for one 224x224 image. A multiply-add counts as 2 FLOPs and a bias add as 1; only
@@ -273,7 +285,7 @@ fig = plot_cost_shares(
 fig
 
 # %% [markdown]
-# ## Summary
+# ## Summary (小结)
 #
 # - ResNet-18 = stem `b1` (7x7 convolution, BatchNorm, ReLU, max-pool), four stages of
 #   two residual blocks, global average pool, linear layer: 18 layers with weights.
@@ -282,7 +294,8 @@ fig
 # - At 224x224 the final feature maps are 7x7; at 96x96, 3x3; at Fashion-MNIST's 28x28,
 #   a single pixel.
 # - 11.2 million parameters, three quarters of them in `b5`; 3.5 GFLOPs per 224x224
-#   image, 0.64 at 96x96 and 0.066 at 28x28, spread almost evenly over the stages.
+#   image, 0.64 at 96x96 and 0.066 at 28x28, spread almost evenly over `b2` to `b5`
+#   (the stem costs far less).
 #
 # Next: notebook 3 loads Fashion-MNIST.
 
@@ -297,10 +310,13 @@ fig
 # 4, a 3x3 convolution on the reduced channels, and a 1x1 convolution that expands them
 # back, each followed by BatchNorm (and ReLU, except the last, which is added to the
 # shortcut first). Write `Bottleneck(input_channels, num_channels, use_1x1conv=False,
-# strides=1)` whose output has `num_channels` channels. Check the shapes of
+# strides=1)` whose output has `num_channels` channels, and check the shapes of
 # `Bottleneck(256, 256)` and `Bottleneck(256, 512, use_1x1conv=True, strides=2)` on a
-# `(2, 256, 14, 14)` input, and compare the parameters of `Bottleneck(256, 256)` with
-# those of `Residual(256, 256)`.
+# `(2, 256, 14, 14)` input. Which of the three convolutions should carry the stride?
+# Then redo the comparison of the paper's Fig. 5: a basic block on 64 channels,
+# `Residual(64, 64)`, against a bottleneck block on 256 channels, `Bottleneck(256, 256)`
+# (64 channels inside), both at 56x56, the resolution of the paper's first stage. Count
+# their parameters and FLOPs with `summarize`.
 #
 # <details>
 # <summary>Solution 1</summary>
@@ -310,7 +326,7 @@ fig
 # import torch.nn.functional as F
 # from torch import nn
 #
-# from d2l_resnet import Residual, count_parameters
+# from d2l_resnet import Residual, summarize
 #
 #
 # class Bottleneck(nn.Module):
@@ -320,6 +336,9 @@ fig
 #         super().__init__()
 #         mid = num_channels // 4
 #         self.conv1 = nn.Conv2d(input_channels, mid, kernel_size=1)
+#         # The stride sits on the 3x3 convolution, as in torchvision's ResNet (the
+#         # variant known as ResNet v1.5). The paper puts it on the first 1x1 convolution,
+#         # which then never looks at three of every four input positions.
 #         self.conv2 = nn.Conv2d(mid, mid, kernel_size=3, padding=1, stride=strides)
 #         self.conv3 = nn.Conv2d(mid, num_channels, kernel_size=1)
 #         self.bn1 = nn.BatchNorm2d(mid)
@@ -339,26 +358,38 @@ fig
 # assert Bottleneck(256, 256)(X).shape == (2, 256, 14, 14)
 # assert Bottleneck(256, 512, use_1x1conv=True, strides=2)(X).shape == (2, 512, 7, 7)
 #
-# basic, bottleneck = count_parameters(Residual(256, 256)), count_parameters(Bottleneck(256, 256))
-# print(f"Residual(256, 256): {basic:,} parameters; Bottleneck(256, 256): {bottleneck:,}")
-# assert basic == 1_181_184 and bottleneck == 70_784  # about 17 times fewer
+# # Fig. 5 of the paper: a basic block on 64 channels, a bottleneck block on 256.
+# (basic,) = summarize(nn.Sequential(Residual(64, 64)), (1, 64, 56, 56))
+# (bottleneck,) = summarize(nn.Sequential(Bottleneck(256, 256)), (1, 256, 56, 56))
+# for name, row in (("basic, 64 channels", basic), ("bottleneck, 256 channels", bottleneck)):
+#     print(f"{name:<25} {row.params:>7,} parameters {row.flops / 1e6:>7.1f} MFLOPs at 56x56")
+# print(f"bottleneck / basic: parameters {bottleneck.params / basic.params:.2f}, "
+#       f"FLOPs {bottleneck.flops / basic.flops:.2f}")
+# assert 0.9 < bottleneck.params / basic.params < 1
+# assert 0.9 < bottleneck.flops / basic.flops < 1
 # ```
 #
-# The 3x3 convolution, where most of the cost is, works on a quarter of the channels:
-# $9 \cdot 64^2$ weights instead of $2 \cdot 9 \cdot 256^2$. That is what lets ResNet-50
-# have three layers per block at about the cost of ResNet-34's two (Table 1 of the
-# paper: 3.8 against 3.6 billion multiply-adds).
+# The bottleneck block takes and gives four times as many channels, yet costs about 5%
+# less than the basic block: its 3x3 convolution works on 64 channels ($9 \cdot 64^2 =
+# 36{,}864$ weights) and its two 1x1 convolutions add $2 \cdot 256 \cdot 64 = 32{,}768$,
+# against $2 \cdot 9 \cdot 64^2 = 73{,}728$ in the two 3x3 convolutions of the basic
+# block. That is how ResNet-50 has three layers per block and stages four times as
+# wide as ResNet-34's at about the same cost (Table 1 of the paper: 3.8 against 3.6
+# billion FLOPs; the paper counts a multiply-add as one FLOP, so its ResNet-18 has 1.8
+# billion, about half the 3.5 counted here).
 #
 # </details>
 #
 # **2. A pre-activation block.** In the follow-up paper (He et al. 2016, *Identity
 # Mappings in Deep Residual Networks*) each convolution comes *after* its BatchNorm and
 # ReLU, and nothing follows the addition: $\mathbf{Y} = \mathbf{X} + \mathrm{conv}_2(
-# \mathrm{ReLU}(\mathrm{BN}(\mathrm{conv}_1(\mathrm{ReLU}(\mathrm{BN}(\mathbf{X}))))))$.
-# Write `PreActResidual(input_channels, num_channels, use_1x1conv=False, strides=1)`.
-# Then show the difference from notebook 1's block: with the last convolution's weight
-# and bias set to zero, the block is exactly the identity, negative values included (the
-# original block gave ReLU(X)).
+# \mathrm{ReLU}(\mathrm{BN}(\mathrm{conv}_1(\mathrm{ReLU}(\mathrm{BN}(\mathbf{X}))))))$
+# (notebook 5 draws the two designs side by side). Write `PreActResidual(input_channels,
+# num_channels, use_1x1conv=False, strides=1)`. Show the difference from notebook 1's
+# block: with the last convolution's weight and bias set to zero, the block is exactly
+# the identity, negative values included (the original block gave ReLU(X)). Then build a
+# pre-activation ResNet-18 from these blocks. What must come between the last block and
+# the average pool?
 #
 # <details>
 # <summary>Solution 2</summary>
@@ -397,11 +428,40 @@ fig
 #     blk.conv2.bias.zero_()
 # assert torch.equal(blk(X), X)  # the identity, negative values and all
 # print("with conv2 at zero, PreActResidual(3, 3) is the identity")
+#
+#
+# def preact_stage(input_channels, num_channels, num_residuals, first_block=False):
+#     """Like resnet_block: the first block of each stage but b2 halves H and W."""
+#     down = not first_block
+#     return [PreActResidual(input_channels if i == 0 else num_channels, num_channels,
+#                            use_1x1conv=down and i == 0, strides=2 if down and i == 0 else 1)
+#             for i in range(num_residuals)]
+#
+#
+# preact_resnet18 = nn.Sequential(
+#     # b1 as in ResNet-18: its BN and ReLU are the activation that He et al. (2016) put
+#     # right after the first convolution, before the first block.
+#     nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3), nn.BatchNorm2d(64), nn.ReLU(),
+#     nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+#     *preact_stage(64, 64, 2, first_block=True), *preact_stage(64, 128, 2),
+#     *preact_stage(128, 256, 2), *preact_stage(256, 512, 2),
+#     # The last block's sum is neither normalized nor activated: one more BN and ReLU.
+#     nn.BatchNorm2d(512), nn.ReLU(),
+#     nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(512, 10))
+# assert preact_resnet18(torch.randn(2, 1, 96, 96)).shape == (2, 10)
+# assert isinstance(preact_resnet18[-5], nn.BatchNorm2d)
+# assert isinstance(preact_resnet18[-4], nn.ReLU)
+# print("pre-activation ResNet-18: (2, 1, 96, 96) -> (2, 10)")
 # ```
 #
 # Stacked, such blocks give $\mathbf{x}_L = \mathbf{x}_l + \sum_{i=l}^{L-1}
 # F(\mathbf{x}_i)$: a clean path from any block to any later one, with no ReLU on it.
-# Notebook 5 uses this form to explain why very deep residual networks train.
+# Notebook 5 uses this form to explain why very deep residual networks train. The price
+# is that the output of the last block is a raw sum: every branch ends in a
+# convolution, and nothing normalizes or activates the sum. So the network needs one
+# more BatchNorm and ReLU after its last block, before the average pool, as He et al.
+# (2016) add after their last block's addition; without them the classifier would see
+# the unnormalized sum of all the branches.
 #
 # </details>
 #
@@ -435,6 +495,7 @@ fig
 # print(f"ResNet-34: {count_parameters(resnet34):,} parameters, "
 #       f"{sum(r.flops for r in rows34) / 1e9:.2f} GFLOPs")
 # assert count_parameters(resnet34) == 21_290_250
+# assert 2 < sum(r.flops for r in rows34) / sum(r.flops for r in rows18) < 2.1
 # ```
 #
 # The same shapes everywhere, about twice the parameters and twice the FLOPs (7.2
@@ -452,10 +513,30 @@ fig
 # At 28x28, `b4` ends at 2x2 and `b5` at 1x1: the last stage, which holds three quarters
 # of the parameters, sees a single position, and its 3x3 kernels reduce to their centres
 # (checked above), so most of those parameters never receive a gradient. At 96x96, `b5`
-# works on 3x3 maps and its kernels are used in full. The price is compute: 638 instead
-# of 66 MFLOPs per image, almost ten times as much compute for every training step.
-# That is why the course profile trains at 28 and the `d2l` profile, meant for a GPU,
-# at 96.
+# works on 3x3 maps and its kernels are used in full. Counted, after one backward pass:
+#
+# ```python
+# import torch
+# import torch.nn.functional as F
+#
+# from d2l_resnet import resnet18
+#
+# torch.manual_seed(0)
+# for size in (28, 96):
+#     net = resnet18()
+#     X, y = torch.randn(8, 1, size, size), torch.randint(0, 10, (8,))
+#     F.cross_entropy(net(X), y).backward()
+#     kernels = [p for p in net[4].parameters() if p.dim() == 4]    # b5's convolutions
+#     used = sum(int((p.grad != 0).sum()) for p in kernels)
+#     total = sum(p.numel() for p in kernels)
+#     print(f"{size}x{size}: {used:,} of b5's {total:,} convolution weights get a "
+#           f"gradient ({used / total:.0%})")
+#     assert used / total < 0.2 if size == 28 else used / total > 0.99
+# ```
+#
+# The price of 96x96 is compute: 638 instead of 66 MFLOPs per image, almost ten times
+# as much for every training step. That is why the course profile trains at 28 and the
+# `d2l` profile, meant for a GPU, at 96.
 #
 # </details>
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from d2l_resnet.plot import plot_grad_norms, plot_loss_panels
+from d2l_resnet.plot import family_styles, plot_grad_norms, plot_loss_panels
 
 
 def test_grad_norms_lines_are_placed_back_from_the_output() -> None:
@@ -64,3 +64,36 @@ def test_grad_norms_panels_can_scale_apart() -> None:
     assert shared.axes[1].get_ylim() == shared.axes[0].get_ylim()
     assert apart.axes[1].get_ylim()[0] > apart.axes[0].get_ylim()[0] * 1e30
     assert [ax.get_ylabel() != "" for ax in apart.axes] == [True, True]
+
+
+def _luminance(color: str) -> float:
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(color)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_family_styles_colour_by_family_and_shade_by_depth() -> None:
+    lines = {f"{family}, L={L}": (family, L) for family in ("plain", "residual")
+             for L in (100, 10, 30)}
+    styles = family_styles(lines)
+    assert {s["linestyle"] for k, s in styles.items() if k.startswith("plain")} == {"-"}
+    assert {s["linestyle"] for k, s in styles.items() if k.startswith("residual")} == {"--"}
+    for family in ("plain", "residual"):
+        shades = [_luminance(styles[f"{family}, L={L}"]["color"]) for L in (10, 30, 100)]
+        assert shades[0] > shades[1] > shades[2], "deeper lines must be darker"
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
+    hue = {f: rgb_to_hsv(to_rgb(styles[f"{f}, L=30"]["color"]))[0]
+           for f in ("plain", "residual")}
+    assert abs(hue["plain"] - hue["residual"]) > 0.3, "the two families need distinct hues"
+    fig = plot_grad_norms({"a": {k: [1.0, 0.5] for k in lines}}, styles=styles)
+    drawn = {ln.get_label(): ln.get_color() for ln in fig.axes[0].get_lines()}
+    assert drawn == {k: s["color"] for k, s in styles.items()}
+    assert fig.axes[0].get_legend().handlelength >= 3
+
+
+def test_family_styles_reject_an_unknown_family() -> None:
+    with pytest.raises(ValueError, match="family 'dense'"):
+        family_styles({"x": ("dense", 3)})
+    assert family_styles({"x": ("plain", 3)})["x"]["linestyle"] == "-"

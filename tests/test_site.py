@@ -28,8 +28,11 @@ from browser import CHROMIUM_ARGS, INSTALL_HINT
 from browser import chromium as _chromium
 from browser import unavailable as _unavailable
 
+from tools.course_site.content import parse_glossary
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
+GLOSSARY = REPO / "docs" / "glossary.md"
 ARTIFACTS = REPO / "test-artifacts"
 NOTEBOOK_STEMS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 PAGES = ["index.html", *(f"{stem}.html" for stem in NOTEBOOK_STEMS)]
@@ -50,10 +53,11 @@ def _has_math(stem: str) -> bool:
 
 
 def _figures(stem: str) -> int:
-    """The images the page must show: PNG outputs, and images in the markdown (diagrams)."""
+    """The images the page must show: PNG and SVG outputs (nbconvert shows both as ``<img>``)
+    and images in the markdown."""
     nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
-    outputs = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-                  for o in c.outputs)
+    outputs = sum(bool({"image/png", "image/svg+xml"} & set(o.get("data", {})))
+                  for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     markdown = re.sub(r"```.*?```|`[^`\n]*`", "", markdown, flags=re.S)  # code shows no image
     return outputs + len(re.findall(r"!\[[^\]]*\]\(|<img\b", markdown))
@@ -245,6 +249,12 @@ def test_page_in_browser(browser: Any, site: Path, server: str, name: str, mode:
             assert page.locator("h1").inner_text().strip(), "index: no course title"
             summaries = page.locator(".toc-summary").all_inner_texts()
             assert all(s.strip() for s in summaries), "index: a notebook without a summary"
+            if GLOSSARY.is_file():
+                expected = parse_glossary(GLOSSARY.read_text(encoding="utf-8"))
+                rows = page.locator("table.glossary tbody tr")
+                assert expected is not None and rows.count() == len(expected.rows), (
+                    "index: the glossary table does not show every term of docs/glossary.md")
+                assert rows.first.locator("td").first.inner_text().strip()
 
         if mode == "file" and name in (SCREENSHOT_PAGE, "index.html"):
             ARTIFACTS.mkdir(exist_ok=True)
@@ -274,11 +284,11 @@ def test_next_links_walk_the_course_in_order(browser: Any, site: Path) -> None:
 
 
 def test_svg_figures_are_checked_like_any_image(browser: Any, tmp_path: Path) -> None:
-    """A notebook's SVG diagram is published and decoded; an undecodable one is caught.
+    """An SVG file a notebook's markdown links to is published and decoded; a broken one is caught.
 
-    The course's notebooks may not hold an SVG yet, so a tiny course shows that the image
-    check of ``test_page_in_browser`` covers SVG files: ``broken.svg`` (no SVG namespace)
-    loads but cannot be decoded.
+    The course's diagrams are SVG cell outputs (``test_page_in_browser`` checks them as
+    ``<img>``); a tiny course shows that the same check covers SVG files named in the
+    markdown: ``broken.svg`` (no SVG namespace) loads but cannot be decoded.
     """
     from tools.course_site.build import build_site
 

@@ -17,6 +17,7 @@ from tools.course_site.content import (
     add_section_links,
     navigation,
     notebook_title,
+    parse_glossary,
     parse_run_info,
     protect_math,
     restore_math,
@@ -283,3 +284,49 @@ def test_a_sixth_notebook_needs_no_more_than_its_summary_line(tmp_path: Path) ->
     assert "Notebook 6 of 6" in last and 'rel="next"' not in last
     next_links = re.findall(r'<a\b[^>]*\brel="next"[^>]*>', (out / "05_part5.html").read_text())
     assert next_links and all('href="06_part6.html"' in a for a in next_links)
+
+
+GLOSSARY_MD = """# Glossary (术语表)
+
+Some words.
+
+| English | 中文 | Note |
+|---|---|---|
+| residual block | 残差块 | notebook 1 |
+| stride | 步幅 |
+| a <b>bold</b> term | 粗体 | x | extra |
+
+Text after the table.
+"""
+
+
+def test_parse_glossary_reads_the_first_table() -> None:
+    glossary = parse_glossary(GLOSSARY_MD)
+    assert glossary is not None
+    assert glossary.header == ("English", "中文", "Note")
+    assert glossary.rows == (("residual block", "残差块", "notebook 1"),
+                             ("stride", "步幅", ""),
+                             ("a <b>bold</b> term", "粗体", "x"))
+    assert parse_glossary("# Title\n\nNo table | here.\n") is None
+    assert parse_glossary("| a | b |\n| not a separator |\n") is None
+
+
+def test_the_index_shows_the_glossary_of_the_repository(small_course: Path,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(small_course / "notebooks", out, log=lambda line: None)
+    assert 'class="glossary"' not in (out / "index.html").read_text()
+    (small_course / "docs").mkdir()
+    (small_course / "docs" / "glossary.md").write_text(GLOSSARY_MD, encoding="utf-8")
+    build_site(small_course / "notebooks", out, log=lambda line: None)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    table = index[index.index('<table class="glossary">'):index.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    assert len(rows) == 4                        # the header and three terms
+    assert "<th>English</th><th>中文</th><th>Note</th>" in rows[0]
+    assert '<td>residual block</td><td lang="zh">残差块</td><td>notebook 1</td>' in rows[1]
+    assert "a &lt;b&gt;bold&lt;/b&gt; term" in rows[3]   # text, not markup
+    (small_course / "docs" / "glossary.md").write_text("# Glossary\n\nNo table yet.\n")
+    report = build_site(small_course / "notebooks", out, log=lambda line: None)
+    assert 'class="glossary"' not in (out / "index.html").read_text()
+    assert any("glossary.md holds no Markdown table" in w for w in report.warnings)

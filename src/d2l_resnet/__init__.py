@@ -19,6 +19,8 @@ The notebooks import everything they reuse from here, so each idea is written on
 - :mod:`d2l_resnet.gradients`: deep plain and residual stacks, per-layer gradient norms.
 - :mod:`d2l_resnet.plot`: the figures (the only module that imports matplotlib, so it is
   not imported here).
+- :mod:`d2l_resnet.diagrams`: the notebooks' diagrams, SVG drawn by code
+  (``python -m d2l_resnet.diagrams notebooks/figures`` writes them as files).
 - :mod:`d2l_resnet.bench` and :mod:`d2l_resnet.experiments`: the measurements behind
   ``python -m d2l_resnet bench`` and the committed results under ``results/``.
 - :mod:`d2l_resnet.notebook`: small helpers of the notebooks (``show_source``,

@@ -15,7 +15,9 @@ from matplotlib.figure import Figure
 from d2l_resnet.checks import check_positive_int
 
 __all__ = [
+    "FAMILY_STYLES",
     "LivePlot",
+    "family_styles",
     "figure_png",
     "plot_confusion_matrix",
     "plot_cost_shares",
@@ -102,6 +104,54 @@ def _check_panels(panels: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
                 raise ValueError(f"line {label!r} of panel {title!r} has no values")
 
 
+# Family -> (matplotlib colormap, line style) for figures that compare plain and residual
+# networks: one hue per family, so the two are told apart at a glance; the shade of the
+# hue says the depth.
+FAMILY_STYLES: dict[str, tuple[str, str]] = {"plain": ("Oranges", "-"),
+                                              "residual": ("Blues", "--")}
+
+
+def family_styles(
+    lines: Mapping[str, tuple[str, int]],
+    families: Mapping[str, tuple[str, str]] = FAMILY_STYLES,
+) -> dict[str, dict[str, Any]]:
+    """Line styles coloured by family (hue) and depth (shade: the deeper, the darker).
+
+    Args:
+        lines: Line label -> ``(family, depth)``, e.g. ``{"plain, L=10": ("plain", 10)}``.
+        families: Family -> ``(colormap name, line style)``; the default colours plain
+            networks orange (solid) and residual ones blue (dashed).
+
+    Returns:
+        Line label -> keyword arguments for ``Axes.plot`` (``color``, ``linestyle``), as
+        :func:`plot_grad_norms` and :func:`plot_loss_panels` take them in ``styles``.
+
+    Raises:
+        ValueError: If a line names a family that ``families`` does not style.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    depths: dict[str, list[int]] = {}
+    for label, (family, depth) in lines.items():
+        if family not in families:
+            raise ValueError(f"line {label!r} has family {family!r}; expected one of "
+                             f"{', '.join(repr(f) for f in families)}")
+        depths.setdefault(family, []).append(depth)
+    shade: dict[tuple[str, int], float] = {}
+    for family, found in depths.items():
+        ordered = sorted(set(found))
+        for i, depth in enumerate(ordered):   # from 0.45 (light) to 0.95 (dark)
+            shade[family, depth] = 0.45 + 0.5 * (i / (len(ordered) - 1) if len(ordered) > 1
+                                                 else 1.0)
+    styles = {}
+    for label, (family, depth) in lines.items():
+        cmap, linestyle = families[family]
+        styles[label] = {"color": to_hex(colormaps[cmap](shade[family, depth])),
+                         "linestyle": linestyle}
+    return styles
+
+
 def plot_grad_norms(
     panels: Mapping[str, Mapping[str, Sequence[float]]],
     styles: Mapping[str, Mapping[str, Any]] | None = None,
@@ -153,7 +203,7 @@ def plot_grad_norms(
         ax.set_xlabel("layers back from the output, $L - l$")
         ax.grid(True, which="major", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.legend(frameon=False, fontsize=7)
+        ax.legend(frameon=False, fontsize=7, handlelength=3.5)  # long enough to show dashes
     for ax in axes if not sharey else axes[:1]:
         ax.set_ylabel(ylabel)
     return fig
@@ -200,7 +250,7 @@ def plot_loss_panels(
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(frameon=False, fontsize=8, handlelength=3.5)
     axes[0].set_ylabel(ylabel)
     return fig
 

@@ -33,11 +33,13 @@ from nbconvert.preprocessors import CoalesceStreamsPreprocessor, Preprocessor
 
 from tools.course_site.content import (
     COURSE_TITLE,
+    Glossary,
     RunInfo,
     add_section_links,
     navigation,
     notebook_summary,
     notebook_title,
+    parse_glossary,
     parse_run_info,
     protect_math,
     restore_math,
@@ -45,6 +47,7 @@ from tools.course_site.content import (
     rewrite_url,
 )
 
+GLOSSARY = Path("docs") / "glossary.md"   # relative to the repository root
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 TEMPLATES = Path(__file__).with_name("templates")
@@ -330,6 +333,18 @@ def _write_index(out_dir: Path, pages: Sequence[Page], base: Mapping[str, Any]) 
     (out_dir / "index.html").write_text(text, encoding="utf-8")
 
 
+def _read_glossary(repo_root: Path, warnings: list[str]) -> Glossary | None:
+    """The glossary table for the index, from ``docs/glossary.md`` if the repository has one."""
+    path = repo_root / GLOSSARY
+    if not path.is_file():
+        return None
+    glossary = parse_glossary(path.read_text(encoding="utf-8"))
+    if glossary is None or not glossary.rows:
+        warnings.append(f"{GLOSSARY} holds no Markdown table of terms; the index shows none")
+        return None
+    return glossary
+
+
 def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] | None = None,
                repo_root: Path | None = None, source_label: str | None = None,
                log: Callable[[str], None] = print) -> SiteReport:
@@ -341,7 +356,8 @@ def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] |
             pages, ``downloads/``, ``files/``, ``static/`` and ``mathjax/`` are replaced).
         executed: Executed copies to take the outputs from (``make site``); by default the
             committed notebooks in ``notebooks_dir`` (``make html``).
-        repo_root: What links like ``../src/...`` are resolved against (default: the
+        repo_root: What links like ``../src/...`` are resolved against, and where
+            ``docs/glossary.md`` (the index's glossary, if present) is read (default: the
             parent of ``notebooks_dir``).
         source_label: How the footer names where the outputs come from.
         log: Where progress lines go.
@@ -360,7 +376,8 @@ def build_site(notebooks_dir: Path, out_dir: Path, *, executed: Sequence[Path] |
     pages = [page for page, _ in read]
     base = {"course_title": COURSE_TITLE, "count": len(pages),
             "built": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "source": source_label or "the committed notebooks"}
+            "source": source_label or "the committed notebooks",
+            "glossary": _read_glossary(repo_root, warnings)}
     source_dir = posixpath.normpath(
         os.path.relpath(notebooks_dir.resolve(), repo_root.resolve()).replace(os.sep, "/"))
     links = _Links({p.stem: p.href for p in pages}, source_dir, repo_root, out_dir, warnings)

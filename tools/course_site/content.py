@@ -61,6 +61,42 @@ class RunInfo:
         return " | ".join((f"profile {self.profile}", *self.parts))
 
 
+@dataclass(frozen=True)
+class Glossary:
+    """The table of ``docs/glossary.md``: a header row and the rows of terms, as plain text."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+def _table_cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def parse_glossary(markdown: str) -> Glossary | None:
+    """The first Markdown table of ``markdown``, or None when there is none.
+
+    A table is a header line, a separator line of dashes (``|---|---|``) and the rows that
+    follow, every line starting with ``|``. Cells are kept as plain text; a short row is
+    padded with empty cells, a long one cut to the header's width.
+    """
+    lines = markdown.splitlines()
+    for i in range(len(lines) - 1):
+        header, separator = lines[i].strip(), lines[i + 1].strip()
+        if not (header.startswith("|") and re.fullmatch(r"\|?(\s*:?-+:?\s*\|)+\s*:?-*:?\s*",
+                                                         separator)):
+            continue
+        names = tuple(_table_cells(header))
+        rows = []
+        for line in lines[i + 2:]:
+            if not line.strip().startswith("|"):
+                break
+            cells = _table_cells(line)[:len(names)]
+            rows.append(tuple(cells + [""] * (len(names) - len(cells))))
+        return Glossary(names, tuple(rows))
+    return None
+
+
 def _text(value: Any) -> str:
     """A notebook field that may be stored as a list of lines, as one string."""
     return "".join(value) if isinstance(value, list) else str(value)
