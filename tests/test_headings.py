@@ -14,8 +14,7 @@ import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-CHECKED = ["01_residual_block", "02_resnet18", "03_fashion_mnist",
-           "05_why_resnets_train_deep"]
+CHECKED = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 

@@ -364,6 +364,11 @@ class MatmulConv2d(nn.Conv2d):
     ``nn.Conv2d``.
     """
 
+    #: Compute as a dense matrix product while the input has at most this many times as
+    #: many pixels as the kernel has taps (the dense map then costs at most this many
+    #: times the convolution's multiply-adds).
+    dense_ratio: float = 1.0
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         N, C, H, W = X.shape
         kh, kw = self.kernel_size
@@ -381,7 +386,7 @@ class MatmulConv2d(nn.Conv2d):
             weight = self.weight[:, :, ph:ph + r, pw:pw + c].reshape(self.out_channels, -1)
             Y = nn.functional.linear(cols, weight, self.bias)                  # (N, O)
             return Y.view(N, self.out_channels, 1, 1)
-        if H * W > kh * kw:   # noqa: SIM300 (reads: more pixels than taps)
+        if H * W > self.dense_ratio * kh * kw:   # the dense map would cost too much more
             return super().forward(X)
         return self._dense(X, Ho, Wo)
 
