@@ -1,0 +1,330 @@
+"""What data parallelism computes and costs: notebook 06's experiments and ``bench ddp``.
+
+Each function of the first part runs in every process of a group started by
+:func:`d2l_resnet.launch.spawn` (and alone, in one process, for the reference):
+
+- :func:`shard_gradient`: ResNet-18's gradient as ``DistributedDataParallel`` leaves it
+  on each rank (the average of the ranks' gradients on their shares of one batch), or,
+  alone, the gradient of the whole batch;
+- :func:`batchnorm_statistics`: the per-channel mean and variance BatchNorm computes
+  from a rank's share, and those of the whole batch, reduced across ranks as
+  ``SyncBatchNorm`` does;
+- :func:`try_sync_batchnorm`: what ``SyncBatchNorm`` does with CPU tensors (alone and in
+  ``DistributedDataParallel``);
+- :func:`allreduce_seconds`: how long one all-reduce of n float32 values takes.
+
+The second part is ``python -m d2l_resnet bench ddp``: :func:`bench_ddp` starts
+``torchrun`` with 1 and with 2 processes (the same threads in all), each runs
+:func:`ddp_worker`, and :class:`DdpBench` puts what rank 0 reports side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from d2l_resnet.checks import check_int, check_positive_int
+from d2l_resnet.distributed import world, wrap_ddp
+
+__all__ = [
+    "DdpBench",
+    "allreduce_seconds",
+    "batchnorm_statistics",
+    "bench_ddp",
+    "ddp_worker",
+    "shard_gradient",
+    "try_sync_batchnorm",
+]
+
+
+def _share(X: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """This rank's rows of a batch: ``[r*B//W, (r+1)*B//W)``, as the loader gives them."""
+    rank, w = world()
+    b = len(X)
+    rows = slice(rank * b // w, (rank + 1) * b // w)
+    return (X[rows], *(t[rows] for t in tensors))
+
+
+def shard_gradient(X: torch.Tensor, y: torch.Tensor, *, train_mode: bool, seed: int = 0
+                   ) -> torch.Tensor:
+    """ResNet-18's gradient of the mean cross-entropy loss, flattened (P,).
+
+    The network is made from ``seed`` (Xavier init, as the source), so every process
+    holds the same one. In a process group each rank computes the loss on its share of
+    the batch ``(X, y)`` and ``DistributedDataParallel`` averages the gradients of all
+    ranks during the backward pass; the result, the same on every rank, is returned.
+    Alone, it is the gradient of the whole batch.
+
+    Args:
+        X: Images (B, 1, H, W).
+        y: Labels (B,).
+        train_mode: BatchNorm in train mode (statistics of the batch each process sees)
+            or in eval mode (its running statistics: the network is then the same
+            function of each example wherever the example is).
+        seed: Seeds the network's initialisation.
+    """
+    from d2l_resnet.model import init_weights, resnet18
+
+    torch.manual_seed(seed)
+    net: nn.Module = init_weights(resnet18(), "xavier")
+    net.train(train_mode)
+    if world()[1] > 1:
+        net = wrap_ddp(net, torch.device("cpu"))
+    X_share, y_share = _share(X, y)
+    nn.functional.cross_entropy(net(X_share), y_share).backward()
+    return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+
+def batchnorm_statistics(X: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """What the first BatchNorm of ResNet-18 (after b1's 7x7 convolution) normalizes
+    with in train mode: per-channel means and variances (64,).
+
+    Returns:
+        ``"own_mean"``, ``"own_var"``: from this rank's share of ``X`` only, what
+        ``nn.BatchNorm2d`` uses in each process of a data-parallel run;
+        ``"synced_mean"``, ``"synced_var"``: from the sums over all ranks' shares (two
+        all-reduces: of the sums and of the sums of squares, with the counts), what
+        ``SyncBatchNorm`` computes. Alone, both are the whole batch's.
+    """
+    from d2l_resnet.model import resnet18
+
+    torch.manual_seed(seed)
+    conv = resnet18()[0][0]
+    with torch.no_grad():
+        Z = conv(_share(X)[0]).double()                          # (b, 64, h, w)
+        count = torch.tensor([float(Z.numel() // Z.shape[1])], dtype=torch.float64)
+        sums = torch.stack([Z.sum(dim=(0, 2, 3)), (Z * Z).sum(dim=(0, 2, 3))])   # (2, 64)
+        own_mean = sums[0] / count
+        own_var = sums[1] / count - own_mean**2
+        if world()[1] > 1:
+            dist.all_reduce(sums)
+            dist.all_reduce(count)
+        mean = sums[0] / count
+    return {"own_mean": own_mean, "own_var": own_var, "synced_mean": mean,
+            "synced_var": sums[1] / count - mean**2}
+
+
+def try_sync_batchnorm() -> dict[str, str]:
+    """Try ``SyncBatchNorm`` on CPU tensors in this process group, in train mode: the layer
+    alone, and inside ``DistributedDataParallel``.
+
+    Returns:
+        ``{"layer": ..., "ddp": ...}``, each ``"ran"`` or the error raised, as
+        ``"TypeName: message"``.
+    """
+    outcomes = {}
+    for where in ("layer", "ddp"):
+        layer: nn.Module = nn.SyncBatchNorm(4).train()
+        try:
+            if where == "ddp":
+                layer = nn.parallel.DistributedDataParallel(layer)
+            layer(torch.randn(4, 4, 2, 2))
+            outcomes[where] = "ran"
+        except (ValueError, RuntimeError) as err:
+            outcomes[where] = f"{type(err).__name__}: {err}"
+    return outcomes
+
+
+def allreduce_seconds(numel: int, repeats: int = 5) -> list[float]:
+    """Seconds of each of ``repeats`` all-reduces (sums) of ``numel`` float32 values on
+    this rank, after one to warm up; the ranks start each one together (a barrier)."""
+    check_positive_int("numel", numel)
+    check_positive_int("repeats", repeats)
+    if world()[1] == 1:
+        return [0.0] * repeats
+    t = torch.ones(numel)
+    dist.all_reduce(t)
+    seconds = []
+    for _ in range(repeats):
+        dist.barrier()
+        t0 = time.perf_counter()
+        dist.all_reduce(t)
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
+# -- bench ddp --------------------------------------------------------------------------------
+
+#: The line prefix by which rank 0 of a worker reports its measurements.
+REPORT_PREFIX = "d2l-resnet-bench-ddp "
+
+
+def _bench_setup(batch_size: int, num_batches: int
+                 ) -> tuple[nn.Module, torch.optim.Optimizer, Any, str, int]:
+    """The course recipe's network (wrapped in DDP with several ranks), its optimizer, this
+    rank's loader over ``num_batches`` batches of the training set, the precision."""
+    from d2l_resnet.data import InMemoryLoader, load_fashion_mnist_tensors
+    from d2l_resnet.devices import resolve_precision
+    from d2l_resnet.model import count_parameters, init_weights, resnet18, use_matmul_convs
+    from d2l_resnet.profiles import get_profile
+
+    rank, w = world()
+    recipe = get_profile("course").recipe
+    torch.manual_seed(0)
+    net: nn.Module = use_matmul_convs(init_weights(resnet18(), recipe.init))
+    net.to(memory_format=torch.channels_last)
+    params = count_parameters(net)
+    if w > 1:
+        net = wrap_ddp(net, torch.device("cpu"))
+    optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay,
+                                fused=True)
+    images, labels = load_fashion_mnist_tensors(True)
+    n = num_batches * batch_size
+    loader = InMemoryLoader(images[:n], labels[:n], batch_size, shuffle=True, augment=True,
+                            max_shift=0, rank=rank, world_size=w, drop_last=True)
+    precision = resolve_precision(recipe.precision, "cpu")
+    return net, optimizer, loader, str(precision), params
+
+
+def ddp_worker(batch_size: int = 256, steps: int = 10, warmup: int = 2) -> dict[str, Any]:
+    """Measure training steps of ResNet-18 (course recipe) in this rank of a run.
+
+    Every rank trains on its share of each batch of ``batch_size`` (all ranks together)
+    for ``warmup`` steps, then ``steps`` timed steps with the gradients all-reduced
+    (the real thing) and, with several ranks, ``steps`` with ``DistributedDataParallel``'s
+    ``no_sync`` (no communication: what the computation alone costs); then it times
+    all-reduces of one gradient's worth of float32 values (11.2 M for ResNet-18).
+
+    Returns:
+        Seconds per step with and without the all-reduce, seconds per all-reduce, and
+        the run's shape (processes, threads, precision).
+    """
+    from d2l_resnet.train import train_epoch
+
+    w = world()[1]
+    net, optimizer, loader, precision, params = _bench_setup(batch_size, warmup + steps)
+    loss = nn.CrossEntropyLoss()
+
+    def run(batches: Any, k: int) -> None:
+        train_epoch(net, islice(batches, k), loss, optimizer, device="cpu",
+                    precision=precision.split()[1], channels_last=True)
+
+    def seconds_per_step(sync: bool) -> float:
+        batches = iter(loader)
+        run(batches, warmup)
+        if w > 1:
+            dist.barrier()
+        t0 = time.perf_counter()
+        with net.no_sync() if not sync else contextlib.nullcontext():
+            run(batches, steps)
+        if w > 1:
+            dist.barrier()
+        return (time.perf_counter() - t0) / steps
+
+    synced = seconds_per_step(True)
+    unsynced = seconds_per_step(False) if w > 1 else synced
+    allreduce = statistics.median(allreduce_seconds(params)) if w > 1 else 0.0
+    return {"processes": w, "threads": torch.get_num_threads(), "batch_size": batch_size,
+            "steps": steps, "step_s": synced, "compute_step_s": unsynced,
+            "allreduce_s": allreduce, "params": params, "precision": precision}
+
+
+@dataclass(frozen=True)
+class DdpBench:
+    """What ``bench ddp`` measured: the best of its rounds for each side.
+
+    Attributes:
+        one: Rank 0's report of the 1-process run (see :func:`ddp_worker`).
+        many: Rank 0's report of the run with several processes.
+        cpus: The machine's CPU count.
+    """
+
+    one: dict[str, Any]
+    many: dict[str, Any]
+    cpus: int
+
+    @property
+    def speedup(self) -> float:
+        """Examples/s of several processes over one (the same global batch)."""
+        return self.one["step_s"] / self.many["step_s"]
+
+    @property
+    def allreduce_share(self) -> float:
+        """The all-reduce of one step's gradients, timed alone, as a fraction of a step
+        of several processes."""
+        return self.many["allreduce_s"] / self.many["step_s"]
+
+    def report(self) -> str:
+        """The table; the ratios on the last line."""
+        b, p, k = self.one["batch_size"], self.many["params"], self.many["processes"]
+
+        def row(label: str, report: dict[str, Any], key: str) -> str:
+            threads = f"{report['processes']} x {report['threads']}"
+            return (f"{label:<38}{threads:>9}{b / report[key]:>14,.0f}"
+                    f"{1000 * report[key]:>10,.0f}")
+
+        return "\n".join([
+            f"ResNet-18 ({p:,} parameters), 28x28, global batch {b} (batch / processes "
+            f"each), course recipe, {self.one['precision']}; torch {torch.__version__}, "
+            f"{self.cpus} CPUs",
+            f"{'':<38}{'threads':>9}{'examples/s':>14}{'ms/step':>10}",
+            row("1 process", self.one, "step_s"),
+            row(f"{k} processes (DDP, gloo)", self.many, "step_s"),
+            row(f"{k} processes, no all-reduce (no_sync)", self.many, "compute_step_s"),
+            f"one all-reduce of {p:,} float32 gradients ({4 * p / 1e6:.0f} MB), timed alone: "
+            f"{1000 * self.many['allreduce_s']:,.0f} ms",
+            f"{k} processes / 1 process: {self.speedup:.2f}x examples/s; all-reduce "
+            f"{100 * self.allreduce_share:.0f}% of a step",
+        ])
+
+
+def _parse_report(stdout: str) -> dict[str, Any]:
+    """The report a worker's rank 0 printed (one line starting with :data:`REPORT_PREFIX`)."""
+    for line in stdout.splitlines():
+        if line.startswith(REPORT_PREFIX):
+            return json.loads(line[len(REPORT_PREFIX):])
+    raise RuntimeError(f"the worker printed no report line; its output was:\n{stdout}")
+
+
+def bench_ddp(batch_size: int = 256, steps: int = 10, nprocs: int = 2, rounds: int = 2, *,
+              timeout: float = 300, log: Callable[[str], None] | None = None) -> DdpBench:
+    """Run :func:`ddp_worker` under ``torchrun`` with 1 process and with ``nprocs``,
+    alternating for ``rounds`` rounds (a busy machine slows both); keep the best of each.
+
+    Raises:
+        ValueError: If a count is out of range or ``batch_size`` cannot be shared.
+        RuntimeError: If a run fails (its output is in the message).
+    """
+    from d2l_resnet.launch import run_torchrun
+
+    for name, value in (("batch_size", batch_size), ("steps", steps), ("nprocs", nprocs),
+                        ("rounds", rounds)):
+        check_positive_int(name, value)
+    check_int("nprocs", nprocs, minimum=2)
+    if batch_size % nprocs or batch_size // nprocs < 2:
+        raise ValueError(f"batch_size must be a multiple of nprocs ({nprocs}) with at least "
+                         f"2 examples per process, got {batch_size}")
+    say = log or (lambda _line: None)
+    best: dict[int, dict[str, Any]] = {}
+    for r in range(rounds):
+        for k in (1, nprocs):
+            result = run_torchrun(["-m", "d2l_resnet", "bench", "ddp", "--worker",
+                                   "--batch-size", str(batch_size), "--steps", str(steps)],
+                                  k, timeout=timeout)
+            if result.returncode != 0:
+                raise RuntimeError(f"the {k}-process run failed (exit status "
+                                   f"{result.returncode}):\n{result.stderr[-3000:]}")
+            report = _parse_report(result.stdout)
+            say(f"round {r + 1}, {k} process{'es' * (k > 1)}: "
+                f"{batch_size / report['step_s']:,.0f} examples/s")
+            if k not in best or report["step_s"] < best[k]["step_s"]:
+                best[k] = report
+    return DdpBench(one=best[1], many=best[nprocs], cpus=os.cpu_count() or 1)
+
+
+def report_line(report: dict[str, Any]) -> str:
+    """The line a worker's rank 0 prints for :func:`bench_ddp` to read."""
+    return REPORT_PREFIX + json.dumps(report)
+
