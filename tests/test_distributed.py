@@ -27,13 +27,15 @@ from d2l_resnet.data import InMemoryLoader
 from d2l_resnet.distributed import (
     Launch,
     Session,
+    SyncBatchNorm2d,
     _disagreement,
     launched_by_torchrun,
+    sync_batchnorm,
     threads_per_process,
     timeout_seconds,
 )
 from d2l_resnet.launch import free_port, run_torchrun, spawn, torchrun_command
-from d2l_resnet.parallel import shard_gradient
+from d2l_resnet.parallel import GRADIENT_CASES, shard_gradient, shard_gradients
 
 TRAIN = ["-m", "d2l_resnet", "train", "--profile", "quick", "--device", "cpu", "--quiet"]
 FINAL = re.compile(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}")
@@ -153,18 +155,42 @@ def test_a_rank_that_cannot_reach_the_others_fails_in_bounded_time(
 
 def test_averaged_shard_gradients_equal_the_whole_batch_gradient() -> None:
     """Eval-mode BatchNorm makes the network the same function of each example wherever
-    it is, so the only difference is the order of floating-point sums."""
+    it is, and synchronized BatchNorm normalizes every share by the whole batch's
+    statistics: then the only difference is the order of floating-point sums. Plain
+    train-mode BatchNorm normalizes each share by its own statistics: another gradient."""
     gen = torch.Generator().manual_seed(1)
     X = torch.randn(8, 1, 28, 28, generator=gen)
     y = torch.randint(0, 10, (8,), generator=gen)
+    per_rank = spawn(shard_gradients, X, y, nprocs=2, timeout=120)
+    for case, (train_mode, _) in GRADIENT_CASES.items():
+        whole = shard_gradient(X, y, train_mode=train_mode)
+        scale = whole.abs().max()
+        assert scale > 0
+        assert torch.equal(per_rank[0][case], per_rank[1][case])   # the same step everywhere
+        gap = (per_rank[0][case] - whole).abs().max()
+        if case == "train mode":
+            assert gap > 1e-2 * scale, case
+        else:
+            assert gap <= 1e-5 * scale, case
     whole = shard_gradient(X, y, train_mode=False)
-    per_rank = spawn(shard_gradient, X, y, train_mode=False, nprocs=2, timeout=120)
-    assert torch.equal(per_rank[0], per_rank[1])      # every rank takes the same step
-    scale = whole.abs().max()
-    assert scale > 0
-    assert (per_rank[0] - whole).abs().max() <= 1e-5 * scale
-    wrong = shard_gradient(X[:4], y[:4], train_mode=False)   # one shard alone is not it
-    assert (wrong - whole).abs().max() > 1e-2 * scale
+    one_share = shard_gradient(X[:4], y[:4], train_mode=False)   # one share alone is not it
+    assert (one_share - whole).abs().max() > 1e-2 * whole.abs().max()
+
+
+def test_synchronized_batchnorm_is_batchnorm_in_one_process_and_in_eval_mode() -> None:
+    torch.manual_seed(0)
+    plain = torch.nn.BatchNorm2d(3)
+    net = sync_batchnorm(torch.nn.Sequential(plain), torch.device("cpu"))
+    synced = net[0]
+    assert isinstance(synced, SyncBatchNorm2d)
+    assert synced.state_dict().keys() == plain.state_dict().keys()
+    X = torch.randn(4, 3, 5, 5)
+    reference = torch.nn.BatchNorm2d(3)
+    assert torch.allclose(synced(X), reference(X), atol=1e-6)        # train mode, alone
+    assert torch.allclose(synced.running_var, reference.running_var)
+    synced.eval()
+    reference.eval()
+    assert torch.allclose(synced(X), reference(X), atol=1e-6)
 
 
 # -- processes started by torchrun ------------------------------------------------------------

@@ -44,11 +44,13 @@ __all__ = [
     "Launch",
     "Session",
     "SetupError",
+    "SyncBatchNorm2d",
     "is_main",
     "launched_by_torchrun",
     "on_main",
     "process_group",
     "sum_across_ranks",
+    "sync_batchnorm",
     "sync_buffers",
     "threads_per_process",
     "timeout_seconds",
@@ -130,15 +132,98 @@ def sync_buffers(net: nn.Module) -> None:
         dist.broadcast(buffer, src=0)
 
 
-def wrap_ddp(net: nn.Module, device: torch.device) -> nn.parallel.DistributedDataParallel:
+class _AllReduceSum(torch.autograd.Function):
+    """The sum of a tensor over all ranks, differentiable: each rank's input influences
+    every rank's sum, so its gradient is the sum of all ranks' gradients (another
+    all-reduce)."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        t = t.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(grad)
+
+
+class SyncBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm over the whole batch of all ranks, for any backend (``gloo`` on the CPU
+    too): what ``nn.SyncBatchNorm`` computes, which PyTorch runs on GPUs only.
+
+    In train mode each rank sums its share per channel (values, squares, count), one
+    all-reduce adds the sums of all ranks, and every rank normalizes by the mean and
+    variance of the whole batch. Autograd differentiates through the all-reduce (its
+    backward pass is another all-reduce), so the gradients too are those of the whole
+    batch. In eval mode, or in a single process, it is ``nn.BatchNorm2d``; it has the
+    same parameters and buffers, so checkpoints load either way.
+    """
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if not self.training or world()[1] == 1:
+            return super().forward(X)
+        x = X.float()                                                # (b, C, H, W)
+        c = x.shape[1]
+        count = torch.full((1,), x.numel() // c, dtype=torch.float32, device=x.device)
+        sums = _AllReduceSum.apply(torch.cat([x.sum(dim=(0, 2, 3)),
+                                              (x * x).sum(dim=(0, 2, 3)), count]))  # (2C+1,)
+        n = sums[-1].detach()
+        mean = sums[:c] / n                                          # (C,)
+        var = sums[c:2 * c] / n - mean * mean                        # (C,), biased
+        if self.track_running_stats and self.running_mean is not None:
+            self._update_running_stats(mean.detach(), var.detach(), n)
+        scale = self.weight * torch.rsqrt(var + self.eps)            # (C,)
+        Y = (x - mean[:, None, None]) * scale[:, None, None] + self.bias[:, None, None]
+        return Y.to(X.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor,
+                              n: torch.Tensor) -> None:
+        """As ``nn.BatchNorm2d``: exponential averages, the variance unbiased."""
+        self.num_batches_tracked += 1
+        momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                    else self.momentum)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+        unbiased = var * n / (n - 1).clamp(min=1)
+        self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
+
+
+def sync_batchnorm(net: nn.Module, device: torch.device) -> nn.Module:
+    """``net`` with every ``nn.BatchNorm2d`` synchronized across ranks: PyTorch's
+    ``nn.SyncBatchNorm`` on CUDA, :class:`SyncBatchNorm2d` elsewhere (same parameters,
+    same buffers, changed in place)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if type(child) is nn.BatchNorm2d:
+                synced = SyncBatchNorm2d(child.num_features, child.eps, child.momentum,
+                                         child.affine, child.track_running_stats,
+                                         device=child.weight.device)
+                synced.load_state_dict(child.state_dict())
+                synced.train(child.training)
+                setattr(module, name, synced)
+    return net
+
+
+def wrap_ddp(net: nn.Module, device: torch.device, *, sync_bn: bool = True
+             ) -> nn.parallel.DistributedDataParallel:
     """``net`` (on ``device``) wrapped in ``DistributedDataParallel``: it copies rank 0's
     parameters and buffers to every rank now, and averages the gradients of all ranks
     during every backward pass (in buckets of about 25 MB, each all-reduced as soon as
-    its gradients are ready, while the backward pass goes on)."""
+    its gradients are ready, while the backward pass goes on).
+
+    With ``sync_bn`` (the default) its BatchNorm layers first become synchronized ones
+    (:func:`sync_batchnorm`), so that the ranks together compute what one process
+    computes on the whole batch; without, each rank normalizes by its own share.
+    """
     # A 1x1 weight in channels-last layout has other strides than its gradient from a
     # matrix-product convolution, in the same memory order (the 1x1 dimensions): DDP
     # warns that copying it "may impair performance", which it does not here.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    if sync_bn:
+        net = sync_batchnorm(net, device)
     return nn.parallel.DistributedDataParallel(
         net, device_ids=[device.index] if device.type == "cuda" else None)
 

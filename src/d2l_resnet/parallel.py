@@ -5,7 +5,8 @@ Each function of the first part runs in every process of a group started by
 
 - :func:`shard_gradient`: ResNet-18's gradient as ``DistributedDataParallel`` leaves it
   on each rank (the average of the ranks' gradients on their shares of one batch), or,
-  alone, the gradient of the whole batch;
+  alone, the gradient of the whole batch; :func:`shard_gradients` with BatchNorm in
+  eval mode, in train mode, and in train mode synchronized across the ranks;
 - :func:`batchnorm_statistics`: the per-channel mean and variance BatchNorm computes
   from a rank's share, and those of the whole batch, reduced across ranks as
   ``SyncBatchNorm`` does;
@@ -38,12 +39,14 @@ from d2l_resnet.checks import check_int, check_positive_int
 from d2l_resnet.distributed import world, wrap_ddp
 
 __all__ = [
+    "GRADIENT_CASES",
     "DdpBench",
     "allreduce_seconds",
     "batchnorm_statistics",
     "bench_ddp",
     "ddp_worker",
     "shard_gradient",
+    "shard_gradients",
     "try_sync_batchnorm",
 ]
 
@@ -56,8 +59,8 @@ def _share(X: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return (X[rows], *(t[rows] for t in tensors))
 
 
-def shard_gradient(X: torch.Tensor, y: torch.Tensor, *, train_mode: bool, seed: int = 0
-                   ) -> torch.Tensor:
+def shard_gradient(X: torch.Tensor, y: torch.Tensor, *, train_mode: bool,
+                   sync_bn: bool = False, seed: int = 0) -> torch.Tensor:
     """ResNet-18's gradient of the mean cross-entropy loss, flattened (P,).
 
     The network is made from ``seed`` (Xavier init, as the source), so every process
@@ -72,6 +75,8 @@ def shard_gradient(X: torch.Tensor, y: torch.Tensor, *, train_mode: bool, seed: 
         train_mode: BatchNorm in train mode (statistics of the batch each process sees)
             or in eval mode (its running statistics: the network is then the same
             function of each example wherever the example is).
+        sync_bn: In a process group, synchronize BatchNorm across the ranks
+            (:func:`d2l_resnet.distributed.sync_batchnorm`), as ``train`` does.
         seed: Seeds the network's initialisation.
     """
     from d2l_resnet.model import init_weights, resnet18
@@ -80,10 +85,24 @@ def shard_gradient(X: torch.Tensor, y: torch.Tensor, *, train_mode: bool, seed: 
     net: nn.Module = init_weights(resnet18(), "xavier")
     net.train(train_mode)
     if world()[1] > 1:
-        net = wrap_ddp(net, torch.device("cpu"))
+        net = wrap_ddp(net, torch.device("cpu"), sync_bn=sync_bn)
     X_share, y_share = _share(X, y)
     nn.functional.cross_entropy(net(X_share), y_share).backward()
     return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+
+#: The three ways :func:`shard_gradients` runs BatchNorm: (train_mode, sync_bn).
+GRADIENT_CASES = {"eval mode": (False, False), "train mode": (True, False),
+                  "train mode, synchronized": (True, True)}
+
+
+def shard_gradients(X: torch.Tensor, y: torch.Tensor, seed: int = 0
+                    ) -> dict[str, torch.Tensor]:
+    """:func:`shard_gradient` for each of :data:`GRADIENT_CASES` (one process start for
+    all three): BatchNorm in eval mode, in train mode on each rank's share, and in train
+    mode synchronized across the ranks."""
+    return {case: shard_gradient(X, y, train_mode=train_mode, sync_bn=sync_bn, seed=seed)
+            for case, (train_mode, sync_bn) in GRADIENT_CASES.items()}
 
 
 def batchnorm_statistics(X: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -238,7 +257,7 @@ class DdpBench:
     Attributes:
         one: Rank 0's report of the 1-process run (see :func:`ddp_worker`).
         many: Rank 0's report of the run with several processes.
-        cpus: The machine's CPU count.
+        cpus: The CPUs this process may run on.
     """
 
     one: dict[str, Any]
@@ -321,7 +340,8 @@ def bench_ddp(batch_size: int = 256, steps: int = 10, nprocs: int = 2, rounds: i
                 f"{batch_size / report['step_s']:,.0f} examples/s")
             if k not in best or report["step_s"] < best[k]["step_s"]:
                 best[k] = report
-    return DdpBench(one=best[1], many=best[nprocs], cpus=os.cpu_count() or 1)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return DdpBench(one=best[1], many=best[nprocs], cpus=cpus or 1)
 
 
 def report_line(report: dict[str, Any]) -> str:
