@@ -254,9 +254,10 @@ def _add_bench_ddp(which: argparse._SubParsersAction) -> None:
         "ddp", help="1 process vs torchrun with several (same threads): where the time goes",
         description="Training examples per second of ResNet-18 (course recipe, the same "
                     "global batch) in 1 process and under torchrun in several, the cores "
-                    "shared out so that both use the same threads; the step without its "
-                    "all-reduce (no_sync) and the all-reduce alone. Starts torchrun itself; "
-                    "about a minute on 2 CPU cores. The ratios on the last line.")
+                    "shared out so that both use the same threads: the step as train "
+                    "takes it, with BatchNorm per process, and with no communication "
+                    "(no_sync), and the gradients' all-reduce alone. Starts torchrun "
+                    "itself; a few minutes on 2 CPU cores. The ratios on the last line.")
     p.add_argument("--batch-size", type=int, default=256,
                    help="examples per step, all processes together (256)")
     p.add_argument("--steps", type=int, default=10, help="measured steps per run (10)")

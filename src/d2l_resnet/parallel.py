@@ -179,75 +179,83 @@ def allreduce_seconds(numel: int, repeats: int = 5) -> list[float]:
 REPORT_PREFIX = "d2l-resnet-bench-ddp "
 
 
-def _bench_setup(batch_size: int, num_batches: int
-                 ) -> tuple[nn.Module, torch.optim.Optimizer, Any, str, int]:
-    """The course recipe's network (wrapped in DDP with several ranks), its optimizer, this
-    rank's loader over ``num_batches`` batches of the training set, the precision."""
-    from d2l_resnet.data import InMemoryLoader, load_fashion_mnist_tensors
-    from d2l_resnet.devices import resolve_precision
-    from d2l_resnet.model import count_parameters, init_weights, resnet18, use_matmul_convs
+def _bench_net(sync_bn: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The course recipe's network (in DDP with several ranks, BatchNorm synchronized or
+    not) and its optimizer."""
+    from d2l_resnet.model import init_weights, resnet18, use_matmul_convs
     from d2l_resnet.profiles import get_profile
 
-    rank, w = world()
     recipe = get_profile("course").recipe
     torch.manual_seed(0)
     net: nn.Module = use_matmul_convs(init_weights(resnet18(), recipe.init))
     net.to(memory_format=torch.channels_last)
-    params = count_parameters(net)
-    if w > 1:
-        net = wrap_ddp(net, torch.device("cpu"))
+    if world()[1] > 1:
+        net = wrap_ddp(net, torch.device("cpu"), sync_bn=sync_bn)
     optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay,
                                 fused=True)
-    images, labels = load_fashion_mnist_tensors(True)
-    n = num_batches * batch_size
-    loader = InMemoryLoader(images[:n], labels[:n], batch_size, shuffle=True, augment=True,
-                            max_shift=0, rank=rank, world_size=w, drop_last=True)
-    precision = resolve_precision(recipe.precision, "cpu")
-    return net, optimizer, loader, str(precision), params
+    return net, optimizer
+
+
+def _bench_steps(sync_bn: bool, sync_grads: bool, loader: Any, warmup: int, steps: int,
+                 precision: str) -> float:
+    """Seconds per training step (after ``warmup`` steps) of :func:`_bench_net`; without
+    ``sync_grads`` inside DDP's ``no_sync`` (the gradients are not all-reduced)."""
+    from d2l_resnet.train import train_epoch
+
+    net, optimizer = _bench_net(sync_bn)
+    loss, w = nn.CrossEntropyLoss(), world()[1]
+    batches = iter(loader)
+
+    def run(k: int) -> None:
+        train_epoch(net, islice(batches, k), loss, optimizer, device="cpu",
+                    precision=precision, channels_last=True)
+
+    run(warmup)
+    if w > 1:
+        dist.barrier()
+    t0 = time.perf_counter()
+    with net.no_sync() if w > 1 and not sync_grads else contextlib.nullcontext():
+        run(steps)
+    if w > 1:
+        dist.barrier()
+    return (time.perf_counter() - t0) / steps
 
 
 def ddp_worker(batch_size: int = 256, steps: int = 10, warmup: int = 2) -> dict[str, Any]:
     """Measure training steps of ResNet-18 (course recipe) in this rank of a run.
 
-    Every rank trains on its share of each batch of ``batch_size`` (all ranks together)
-    for ``warmup`` steps, then ``steps`` timed steps with the gradients all-reduced
-    (the real thing) and, with several ranks, ``steps`` with ``DistributedDataParallel``'s
-    ``no_sync`` (no communication: what the computation alone costs); then it times
-    all-reduces of one gradient's worth of float32 values (11.2 M for ResNet-18).
+    Every rank trains on its share of each batch of ``batch_size`` (all ranks together),
+    ``warmup`` steps and then ``steps`` timed ones: as ``train`` does (gradients
+    all-reduced, BatchNorm synchronized) and, with several ranks, with BatchNorm per
+    rank, and with no communication at all (BatchNorm per rank, DDP's ``no_sync``);
+    then it times all-reduces of one gradient's worth of float32 values.
 
     Returns:
-        Seconds per step with and without the all-reduce, seconds per all-reduce, and
-        the run's shape (processes, threads, precision).
+        Seconds per step of each kind, seconds per all-reduce, and the run's shape
+        (processes, threads, precision).
     """
-    from d2l_resnet.train import train_epoch
+    from d2l_resnet.data import InMemoryLoader, load_fashion_mnist_tensors
+    from d2l_resnet.devices import resolve_precision
+    from d2l_resnet.model import count_parameters, resnet18
+    from d2l_resnet.profiles import get_profile
 
-    w = world()[1]
-    net, optimizer, loader, precision, params = _bench_setup(batch_size, warmup + steps)
-    loss = nn.CrossEntropyLoss()
-
-    def run(batches: Any, k: int) -> None:
-        train_epoch(net, islice(batches, k), loss, optimizer, device="cpu",
-                    precision=precision.split()[1], channels_last=True)
-
-    def seconds_per_step(sync: bool) -> float:
-        batches = iter(loader)
-        run(batches, warmup)
-        if w > 1:
-            dist.barrier()
-        t0 = time.perf_counter()
-        with net.no_sync() if not sync else contextlib.nullcontext():
-            run(batches, steps)
-        if w > 1:
-            dist.barrier()
-        return (time.perf_counter() - t0) / steps
-
-    synced = seconds_per_step(True)
-    unsynced = seconds_per_step(False) if w > 1 else synced
+    rank, w = world()
+    precision = resolve_precision(get_profile("course").recipe.precision, "cpu")
+    images, labels = load_fashion_mnist_tensors(True)
+    n = (warmup + steps) * batch_size
+    loader = InMemoryLoader(images[:n], labels[:n], batch_size, shuffle=True, augment=True,
+                            max_shift=0, rank=rank, world_size=w, drop_last=True)
+    kinds = {"step_s": (True, True), "plain_bn_step_s": (False, True),
+             "compute_step_s": (False, False)}
+    seconds = {key: _bench_steps(sync_bn, sync_grads, loader, warmup, steps, precision.name)
+               for key, (sync_bn, sync_grads) in (kinds.items() if w > 1 else
+                                                  [("step_s", (True, True))])}
+    params = count_parameters(resnet18())
     allreduce = statistics.median(allreduce_seconds(params)) if w > 1 else 0.0
     return {"processes": w, "threads": torch.get_num_threads(), "batch_size": batch_size,
-            "steps": steps, "step_s": synced, "compute_step_s": unsynced,
-            "allreduce_s": allreduce, "params": params, "precision": precision}
+            "steps": steps, **{key: seconds.get(key, seconds["step_s"]) for key in kinds},
+            "allreduce_s": allreduce, "params": params, "precision": str(precision)}
 
 
 @dataclass(frozen=True)
@@ -275,27 +283,35 @@ class DdpBench:
         of several processes."""
         return self.many["allreduce_s"] / self.many["step_s"]
 
+    @property
+    def communication_share(self) -> float:
+        """The part of a step of several processes that communication costs: the step
+        as ``train`` takes it less the step without any communication, over the step."""
+        return 1 - self.many["compute_step_s"] / self.many["step_s"]
+
     def report(self) -> str:
         """The table; the ratios on the last line."""
         b, p, k = self.one["batch_size"], self.many["params"], self.many["processes"]
 
         def row(label: str, report: dict[str, Any], key: str) -> str:
             threads = f"{report['processes']} x {report['threads']}"
-            return (f"{label:<38}{threads:>9}{b / report[key]:>14,.0f}"
-                    f"{1000 * report[key]:>10,.0f}")
+            return (f"{label:<46}{threads:>8}{b / report[key]:>12,.0f}"
+                    f"{1000 * report[key]:>9,.0f}")
 
         return "\n".join([
             f"ResNet-18 ({p:,} parameters), 28x28, global batch {b} (batch / processes "
             f"each), course recipe, {self.one['precision']}; torch {torch.__version__}, "
             f"{self.cpus} CPUs",
-            f"{'':<38}{'threads':>9}{'examples/s':>14}{'ms/step':>10}",
+            f"{'':<46}{'threads':>8}{'examples/s':>12}{'ms/step':>9}",
             row("1 process", self.one, "step_s"),
-            row(f"{k} processes (DDP, gloo)", self.many, "step_s"),
-            row(f"{k} processes, no all-reduce (no_sync)", self.many, "compute_step_s"),
+            row(f"{k} processes, as train runs them (DDP, gloo)", self.many, "step_s"),
+            row(f"{k} processes, BatchNorm per process", self.many, "plain_bn_step_s"),
+            row(f"{k} processes, no communication (no_sync)", self.many, "compute_step_s"),
             f"one all-reduce of {p:,} float32 gradients ({4 * p / 1e6:.0f} MB), timed alone: "
             f"{1000 * self.many['allreduce_s']:,.0f} ms",
             f"{k} processes / 1 process: {self.speedup:.2f}x examples/s; all-reduce "
-            f"{100 * self.allreduce_share:.0f}% of a step",
+            f"{100 * self.allreduce_share:.0f}% of a step, all communication "
+            f"{100 * self.communication_share:.0f}%",
         ])
 
 
