@@ -23,6 +23,7 @@ __all__ = [
     "plot_image_grid",
     "plot_loss_panels",
     "plot_misclassified",
+    "plot_runs",
 ]
 
 
@@ -238,6 +239,36 @@ def plot_history(history: Any, num_epochs: int | None = None,
     """
     fig = Figure(figsize=figsize, layout="constrained")
     _history_axes(fig, history, num_epochs)
+    return fig
+
+
+def plot_runs(runs: Mapping[str, Any], figsize: tuple[float, float] = (7.0, 2.8)) -> Figure:
+    """Several training histories on one figure: the training loss five times an epoch
+    (left) and the held-out accuracy after each epoch (right), one colour per run.
+
+    Args:
+        runs: Label -> :class:`d2l_resnet.train.History`, e.g. ``{"1 process": h1,
+            "2 processes": h2}``.
+        figsize: Width and height in inches.
+
+    Raises:
+        ValueError: If ``runs`` is empty.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one labelled history")
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for i, (label, history) in enumerate(runs.items()):
+        style = {"color": f"C{i}", "label": label, "linestyle": ("-", "--", ":", "-.")[i % 4]}
+        ax_loss.plot([p[0] for p in history.points], [p[1] for p in history.points], **style)
+        ax_acc.plot(list(history.epochs), list(history.eval_acc), marker="o", **style)
+    split = next(iter(runs.values())).eval_split
+    for ax, ylabel in ((ax_loss, "training loss"), (ax_acc, f"{split} accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(frameon=False, fontsize=8)
     return fig
 
 
