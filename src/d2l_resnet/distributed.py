@@ -11,8 +11,10 @@ pass (an *all-reduce*), so that every rank takes the same step.
 The module reads in three parts:
 
 - what the training loop needs: :func:`world`, :func:`is_main`, :func:`sum_across_ranks`,
-  :func:`on_main` and :func:`sync_buffers`. In a single process each is a no-op (rank 0
-  of 1), so the loop reads the same either way;
+  :func:`on_main` and :func:`sync_buffers`, no-ops in a single process (rank 0 of 1), so
+  that the loop reads the same either way; and :func:`wrap_ddp`, which also puts
+  synchronized BatchNorm in the network (:class:`SyncBatchNorm2d` on the CPU), so that
+  the ranks together compute the single-process step;
 - what ``torchrun`` told this process: :func:`launched_by_torchrun`, :class:`Launch`;
 - the life of a run: :func:`process_group` (join, with a bounded timeout; leave, also on
   errors) and :meth:`Session.agreement` (every rank checks its set-up, and all stop
