@@ -15,7 +15,9 @@ The notebooks import everything they reuse from here, so each idea is written on
 - :mod:`d2l_resnet.checkpoint`: checkpoints, written atomically.
 - :mod:`d2l_resnet.devices`: the device and the precision, chosen by what the machine
   computes natively.
-- :mod:`d2l_resnet.distributed`: data-parallel training across processes (torchrun).
+- :mod:`d2l_resnet.distributed`: data-parallel training across processes (torchrun);
+  :mod:`d2l_resnet.launch` starts such processes, :mod:`d2l_resnet.parallel` measures
+  what they compute and cost (notebook 6, ``bench ddp``).
 - :mod:`d2l_resnet.gradients`: deep plain and residual stacks, per-layer gradient norms.
 - :mod:`d2l_resnet.plot`: the figures (the only module that imports matplotlib, so it is
   not imported here).

@@ -3,7 +3,8 @@
 Commands:
     data    find Fashion-MNIST, verify it and say where it came from.
     train   train ResNet-18 with a profile's recipe; the book's final lines.
-    bench   measure: ``bench data`` (the two data loaders), ``bench train`` (training).
+    bench   measure: ``bench data`` (the two data loaders), ``bench train`` (training),
+            ``bench ddp`` (one process vs several under torchrun).
     experiment  regenerate a committed result: ``experiment lr``, ``experiment recipe``.
 
 Each command has an ``_add_<command>`` function that declares its arguments and a
@@ -50,11 +51,13 @@ def _run_data(args: argparse.Namespace) -> int:
 
 def _add_bench(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "bench", help="measure the data loaders (data) or training (train)",
+        "bench", help="measure the data loaders (data), training (train) or data-parallel "
+                      "training (ddp)",
         description="Benchmarks: figures to read and report, not tests with thresholds.")
-    which = p.add_subparsers(dest="bench", required=True, metavar="{train,data}")
+    which = p.add_subparsers(dest="bench", required=True, metavar="{train,data,ddp}")
     _add_bench_train(which)
     _add_bench_data(which)
+    _add_bench_ddp(which)
 
 
 def _add_bench_train(which: argparse._SubParsersAction) -> None:
@@ -155,38 +158,62 @@ def _train_profile(args: argparse.Namespace) -> Profile:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from d2l_resnet.checkpoint import load_checkpoint
     from d2l_resnet.data import load_data_for_profile
-    from d2l_resnet.devices import get_device
-    from d2l_resnet.distributed import is_main, world
+    from d2l_resnet.distributed import is_main, on_main, process_group
     from d2l_resnet.model import resnet18
     from d2l_resnet.train import train
 
-    profile = _train_profile(args)
-    if args.resume and args.checkpoint is None:
-        raise ValueError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
-    if args.resume and not args.checkpoint.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint at {args.checkpoint}; run once "
-                                f"without --resume to create it")
-    device = get_device(args.device)
-    if args.resume:
-        load_checkpoint(args.checkpoint)          # an unreadable file fails here, early
-    rank, world_size = world()
-    train_iter, test_iter = load_data_for_profile(profile, root=args.root, device=device,
-                                                  rank=rank, world_size=world_size)
-    if not args.quiet and is_main():
-        data, recipe = profile.data, profile.recipe
-        _log(f"profile {profile.name}: {recipe.num_epochs} epochs, lr {recipe.lr:g}, "
-             f"batch {data.batch_size}, size {data.resize or 28}, "
-             f"{train_iter.num_examples:,} training / {test_iter.num_examples:,} test "
-             f"examples")
-    history = train(resnet18(), train_iter, test_iter, device=device,
-                    checkpoint=args.checkpoint, resume=args.resume, verbose=not args.quiet,
-                    progress=False if args.quiet else None,
-                    **dataclasses.asdict(profile.recipe))
-    if args.quiet and is_main():
-        print(history.final_lines())
+    # Under torchrun: one process per rank, joined into a process group; else one process.
+    with process_group(args.device) as session:
+        with session.agreement() as shared:     # every rank checks; all go on or all stop
+            resume = on_main(_resuming, args.resume, args.checkpoint, session.restart_count)
+            profile = _train_profile(args)
+            session.check_batch(profile.data.batch_size)
+            train_iter, test_iter = load_data_for_profile(
+                profile, root=args.root, device=session.device, rank=session.rank,
+                world_size=session.world_size)
+            shared.update(profile=profile.name, resume=args.resume,
+                          checkpoint=str(args.checkpoint), **dataclasses.asdict(profile.recipe),
+                          **dataclasses.asdict(profile.data))
+        if not args.quiet and is_main():
+            data, recipe = profile.data, profile.recipe
+            _log(f"profile {profile.name}: {recipe.num_epochs} epochs, lr {recipe.lr:g}, "
+                 f"batch {data.batch_size}, size {data.resize or 28}, "
+                 f"{train_iter.num_examples:,} training / {test_iter.num_examples:,} test "
+                 f"examples")
+            if session.launch is not None:
+                _log(session.describe())
+            if resume and not args.resume:
+                _log(f"torchrun restarted the processes (restart {session.restart_count}): "
+                     f"resuming from {args.checkpoint}")
+        history = train(resnet18(), train_iter, test_iter, device=session.device,
+                        checkpoint=args.checkpoint, resume=resume, verbose=not args.quiet,
+                        progress=False if args.quiet else None,
+                        **dataclasses.asdict(profile.recipe))
+        if args.quiet and is_main():
+            print(history.final_lines())
     return 0
+
+
+def _resuming(resume: bool, checkpoint: Path | None, restarts: int) -> bool:
+    """Whether the run resumes (decided on rank 0, which writes the checkpoint): when asked
+    with --resume, or when torchrun has restarted the processes and the checkpoint exists.
+
+    Raises:
+        ValueError: If --resume comes without --checkpoint, or the checkpoint is unreadable.
+        FileNotFoundError: If --resume finds no checkpoint.
+    """
+    from d2l_resnet.checkpoint import load_checkpoint
+
+    if not resume:
+        return restarts > 0 and checkpoint is not None and checkpoint.is_file()
+    if checkpoint is None:
+        raise ValueError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}; run once "
+                                f"without --resume to create it")
+    load_checkpoint(checkpoint)          # an unreadable file fails here, early
+    return True
 
 
 def _add_bench_data(which: argparse._SubParsersAction) -> None:
@@ -279,6 +306,43 @@ def _run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench_ddp(which: argparse._SubParsersAction) -> None:
+    p = which.add_parser(
+        "ddp", help="1 process vs torchrun with several (same threads): where the time goes",
+        description="Training examples per second of ResNet-18 (course recipe, the same "
+                    "global batch) in 1 process and under torchrun in several, the cores "
+                    "shared out so that both use the same threads: the step as train "
+                    "takes it, with BatchNorm per process, and with no communication "
+                    "(no_sync), and the gradients' all-reduce alone. Starts torchrun "
+                    "itself; a few minutes on 2 CPU cores. The ratios on the last line.")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="examples per step, all processes together (256)")
+    p.add_argument("--steps", type=int, default=10, help="measured steps per run (10)")
+    p.add_argument("--nproc", type=int, default=2, help="processes of the parallel run (2)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="alternating rounds of both; the best of each is kept (2)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(handler=_run_bench_ddp)
+
+
+def _run_bench_ddp(args: argparse.Namespace) -> int:
+    from d2l_resnet.distributed import is_main, launched_by_torchrun, process_group
+    from d2l_resnet.parallel import bench_ddp, ddp_worker, report_line
+
+    if not args.worker:
+        if launched_by_torchrun():
+            raise ValueError("bench ddp starts torchrun itself: run `python -m d2l_resnet "
+                             "bench ddp`, not under torchrun")
+        print(bench_ddp(args.batch_size, args.steps, args.nproc, args.rounds, log=_log
+                        ).report())
+        return 0
+    with process_group("cpu"):        # one rank of the runs that bench_ddp starts
+        report = ddp_worker(args.batch_size, args.steps)
+        if is_main():
+            print(report_line(report), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command."""
     parser = argparse.ArgumentParser(
@@ -301,5 +365,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if getattr(err, "report", True):     # under torchrun, some errors rank 0 reports
+            print(f"error: {err}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ __all__ = [
     "plot_image_grid",
     "plot_loss_panels",
     "plot_misclassified",
+    "plot_runs",
 ]
 
 
@@ -294,6 +295,39 @@ def plot_history(history: Any, num_epochs: int | None = None,
     """
     fig = Figure(figsize=figsize, layout="constrained")
     _history_axes(fig, history, num_epochs)
+    return fig
+
+
+def plot_runs(runs: Mapping[str, Any], figsize: tuple[float, float] = (7.0, 2.8)) -> Figure:
+    """Several training histories on one figure, one colour per run: the training loss
+    (left) and accuracy (right) five times an epoch; the legend gives each run's test
+    accuracy, scored once at its end.
+
+    Args:
+        runs: Label -> :class:`d2l_resnet.train.History`, e.g. ``{"1 process": h1,
+            "2 processes": h2}``.
+        figsize: Width and height in inches.
+
+    Raises:
+        ValueError: If ``runs`` is empty.
+    """
+    if not runs:
+        raise ValueError("runs must hold at least one labelled history")
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for i, (label, history) in enumerate(runs.items()):
+        if history.test_acc is not None:
+            label = f"{label}, test acc {history.test_acc:.3f}"
+        style = {"color": f"C{i}", "label": label, "linestyle": ("-", "--", ":", "-.")[i % 4]}
+        xs = [p[0] for p in history.points]
+        ax_loss.plot(xs, [p[1] for p in history.points], **style)
+        ax_acc.plot(xs, [p[2] for p in history.points], **style)
+    for ax, ylabel in ((ax_loss, "training loss"), (ax_acc, "training accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    ax_acc.legend(frameon=False, fontsize=8)
     return fig
 
 

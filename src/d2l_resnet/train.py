@@ -38,7 +38,14 @@ from d2l_resnet.checkpoint import (
 )
 from d2l_resnet.checks import check_int
 from d2l_resnet.devices import autocast, get_device, resolve_precision
-from d2l_resnet.distributed import is_main, sum_across_ranks, world
+from d2l_resnet.distributed import (
+    is_main,
+    on_main,
+    sum_across_ranks,
+    sync_buffers,
+    world,
+    wrap_ddp,
+)
 from d2l_resnet.model import init_weights, use_matmul_convs
 from d2l_resnet.notebook import progress_bar
 from d2l_resnet.profiles import Recipe
@@ -370,16 +377,14 @@ def _prepare(net: nn.Module, recipe: Recipe, device: torch.device) -> nn.Module:
     net.to(device)
     if recipe.channels_last:
         net.to(memory_format=torch.channels_last)
-    if world()[1] > 1:
-        return nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None)
-    return net
+    return wrap_ddp(net, device) if world()[1] > 1 else net
 
 
 def _resume(path: Any, recipe: Recipe, net: nn.Module, optimizer: torch.optim.Optimizer,
             scheduler: Any, train_iter: Any, device: torch.device) -> History:
-    """Load a checkpoint of the same recipe into the run; return its history."""
-    state = load_checkpoint(path, map_location=device)
+    """Load a checkpoint of the same recipe into the run; return its history. In a
+    distributed run rank 0 reads it (from its disk) and sends it to the others."""
+    state = on_main(load_checkpoint, path, map_location=device if world()[1] == 1 else "cpu")
     if state["format"] != FORMAT:
         raise ValueError(f"cannot resume from {path}: it was written by an older version of "
                          f"d2l_resnet (checkpoint format {state['format']}, this one reads "
@@ -420,8 +425,9 @@ class _Reporter:
 
     def on_batch(self, l: float, mean_loss: float, mean_acc: float) -> None:  # noqa: E741
         self.step += 1
-        if world()[1] > 1:   # the guard decides on the mean loss of all ranks, alike in all
-            l = sum_across_ranks([l], self.device)[0] / world()[1]  # noqa: E741
+        if world()[1] > 1:   # the guard and the points see the means of all ranks (alike)
+            l, mean_loss, mean_acc = (  # noqa: E741
+                v / world()[1] for v in sum_across_ranks([l, mean_loss, mean_acc], self.device))
         self.guard.check(l, self.epoch + 1, self.step)
         if self.step % self.every == 0 or self.step == self.num_batches:
             t0 = time.perf_counter()
@@ -496,13 +502,13 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None, num_
     num_batches = len(train_iter) if isinstance(train_iter, Sized) else None
     optimizer, scheduler = _optimizer(net, recipe, device, num_batches)
     loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    history = History(device=str(device), lr=lr, precision=str(precision))
+    where = str(device) if world()[1] == 1 else f"{device.type} x {world()[1]} processes"
+    history = History(device=where, lr=lr, precision=str(precision))
     if resume:
         history = _resume(checkpoint, recipe, net, optimizer, scheduler, train_iter, device)
     verbose = verbose and is_main()
     if verbose:
-        ranks = f" x {world()[1]} processes" if world()[1] > 1 else ""
-        print(f"training on {device}{ranks}, {precision}" + (
+        print(f"training on {history.device}, {precision}" + (
             f", resuming after epoch {len(history.epochs)}" if history.epochs else ""))
     guard = DivergenceGuard(lr) if max_loss is None else DivergenceGuard(lr, limit=max_loss)
     reporter = _Reporter(history, guard, num_batches, on_update, device)
@@ -518,6 +524,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None, num_
             on_batch=reporter.on_batch)
         train_time = time.perf_counter() - t0 - reporter.pause
         loss_sum, correct, n = sum_across_ranks([mean_loss * n, mean_acc * n, n], device)
+        sync_buffers(net)        # every rank scores (and rank 0 saves) rank 0's model
         val_acc = _score(net, val_iter, recipe, precision.name, device) if val_iter else None
         if epoch + 1 == num_epochs and test_iter is not None:
             history.test_acc = _score(net, test_iter, recipe, precision.name, device)
