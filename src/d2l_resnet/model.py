@@ -386,7 +386,7 @@ class MatmulConv2d(nn.Conv2d):
             weight = self.weight[:, :, ph:ph + r, pw:pw + c].reshape(self.out_channels, -1)
             Y = nn.functional.linear(cols, weight, self.bias)                  # (N, O)
             return Y.view(N, self.out_channels, 1, 1)
-        if H * W > self.dense_ratio * kh * kw:   # the dense map would cost too much more
+        if H * W > self.dense_ratio * kh * kw:   # noqa: SIM300 (the dense map costs too much)
             return super().forward(X)
         return self._dense(X, Ho, Wo)
 
