@@ -254,13 +254,16 @@ def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
     (16, 24, 3, 3, 2),     # a stride with some taps on padding only
     (16, 24, 4, 3, 1),     # larger maps: falls back to nn.Conv2d
 ])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_matmul_conv_matches_conv2d_in_value_and_gradient(c_in: int, c_out: int, size: int,
-                                                          kernel: int, stride: int) -> None:
+                                                          kernel: int, stride: int,
+                                                          layout: torch.memory_format) -> None:
     torch.manual_seed(0)
     conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     fast = MatmulConv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     fast.load_state_dict(conv.state_dict())
-    X = torch.randn(5, c_in, size, size, requires_grad=True)
+    fast.to(memory_format=layout)
+    X = torch.randn(5, c_in, size, size).contiguous(memory_format=layout).requires_grad_()
     Y, Y_fast = conv(X), fast(X)
     assert Y_fast.shape == Y.shape
     torch.testing.assert_close(Y_fast, Y, rtol=1e-5, atol=1e-5)
@@ -269,6 +272,8 @@ def test_matmul_conv_matches_conv2d_in_value_and_gradient(c_in: int, c_out: int,
     grads_fast = torch.autograd.grad(Y_fast, (X, fast.weight, fast.bias), g)
     for a, b in zip(grads, grads_fast, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    if layout is torch.channels_last:   # the fast setting: the gradient needs no conversion
+        assert grads_fast[1].is_contiguous(memory_format=torch.channels_last)
 
 
 def test_use_matmul_convs_keeps_parameters_and_outputs() -> None:

@@ -350,24 +350,22 @@ class MatmulConv2d(nn.Conv2d):
     At 28x28 the last stages of ResNet-18 see 2x2 (b4) and 1x1 (b5) feature maps, where a
     padded 3x3 convolution multiplies most of its taps by zero padding and oneDNN's
     convolution is slow. On such maps a convolution is a plain linear map from the
-    ``C*H*W`` input numbers to the ``O*Ho*Wo`` output numbers; this module computes it
+    ``H*W*C`` input numbers to the ``Ho*Wo*O`` output numbers; this module computes it
     as one matrix product, which the CPU's matrix units run many times faster:
 
     - one output pixel (b5): the kernel taps that meet real pixels are cut out, and
       ``Y = X @ W.T + b``;
     - maps of at most ``kh*kw`` pixels (b4's 2x2): the kernel is spread into the
-      ``(C*H*W, O*Ho*Wo)`` matrix of the linear map (each weight copied to every place
+      ``(Ho*Wo*O, H*W*C)`` matrix of the linear map (each weight copied to every place
       it is applied, zero where a tap meets padding).
 
-    The outputs and gradients are those of ``nn.Conv2d`` (up to rounding), the
+    Both read the input and the weight channels last, ``(N, H, W, C)`` and
+    ``(O, kh, kw, C)``: in the channels-last memory format these are views, so nothing
+    is copied but the spread weight (and its gradient comes back in the weight's own
+    layout). The outputs and gradients are those of ``nn.Conv2d`` (up to rounding), the
     parameters and the ``state_dict`` are the same; other shapes fall back to
     ``nn.Conv2d``.
     """
-
-    #: Compute as a dense matrix product while the input has at most this many times as
-    #: many pixels as the kernel has taps (the dense map then costs at most this many
-    #: times the convolution's multiply-adds).
-    dense_ratio: float = 1.0
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         N, C, H, W = X.shape
@@ -382,11 +380,12 @@ class MatmulConv2d(nn.Conv2d):
             # The single output pixel reads input rows 0..r-1 and columns 0..c-1 through
             # taps ph..ph+r-1 and pw..pw+c-1 of the kernel; the others meet only padding.
             r, c = min(H, kh - ph), min(W, kw - pw)
-            cols = X[:, :, :r, :c].reshape(N, C * r * c)                      # (N, C*r*c)
-            weight = self.weight[:, :, ph:ph + r, pw:pw + c].reshape(self.out_channels, -1)
+            cols = X.permute(0, 2, 3, 1)[:, :r, :c].reshape(N, r * c * C)  # (N, r*c*C)
+            weight = (self.weight.permute(0, 2, 3, 1)[:, ph:ph + r, pw:pw + c]
+                      .reshape(self.out_channels, r * c * C))                # (O, r*c*C)
             Y = nn.functional.linear(cols, weight, self.bias)                  # (N, O)
             return Y.view(N, self.out_channels, 1, 1)
-        if H * W > self.dense_ratio * kh * kw:   # noqa: SIM300 (the dense map costs too much)
+        if H * W > kh * kw:   # noqa: SIM300 (reads: more pixels than taps)
             return super().forward(X)
         return self._dense(X, Ho, Wo)
 
@@ -396,27 +395,33 @@ class MatmulConv2d(nn.Conv2d):
         N, C, H, W = X.shape
         out = self.out_channels
         kh, kw = self.kernel_size
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        dev = X.device
-        rows = (torch.arange(H, device=dev)[:, None] - torch.arange(Ho, device=dev) * sh
-                + ph)                                                          # (H, Ho)
-        cols = (torch.arange(W, device=dev)[:, None] - torch.arange(Wo, device=dev) * sw
-                + pw)                                                          # (W, Wo)
-        # place[t, (a, i, b, j)] = 1 where tap t joins input (a, b) to output (i, j).
-        tap = rows[:, :, None, None] * kw + cols[None, None, :, :]            # (H, Ho, W, Wo)
-        valid = (((rows >= 0) & (rows < kh))[:, :, None, None]
-                 & ((cols >= 0) & (cols < kw))[None, None, :, :])
-        place = (torch.arange(kh * kw, device=dev)[:, None] == tap[valid].flatten()[None, :])
-        full = torch.zeros(kh * kw, H * Ho * W * Wo, device=dev, dtype=self.weight.dtype)
-        full[:, valid.flatten()] = place.to(full.dtype)
-        # A matrix product spreads the weights (its backward gathers them back).
-        taps = (self.weight.reshape(out * C, kh * kw) @ full).view(out, C, H, Ho, W, Wo)
-        # Rows of the linear map: (i, j, o), output channels last; columns: (a, b, c).
-        weight = taps.permute(3, 5, 0, 2, 4, 1).reshape(Ho * Wo * out, H * W * C)
+        taps = self.weight.permute(0, 2, 3, 1).reshape(out * kh * kw, C)     # rows (o, tap)
+        index, padded = self._dense_index(H, W, Ho, Wo, X.device)
+        if padded:                      # a zero row for the taps that fall on padding
+            taps = nn.functional.pad(taps, (0, 0, 0, 1))
+        # Row (i, j, o) of the linear map, column (a, b, c): one gather of C-long rows
+        # spreads the weights (its backward adds them back up).
+        weight = taps.index_select(0, index).view(Ho * Wo * out, H * W * C)
         bias = self.bias.repeat(Ho * Wo) if self.bias is not None else None
         Xf = X.permute(0, 2, 3, 1).reshape(N, H * W * C)                      # (N, H*W*C)
-        Y = nn.functional.linear(Xf, weight, bias)                             # (N, Ho*Wo*out)
+        Y = nn.functional.linear(Xf, weight, bias)                             # (N, Ho*Wo*O)
         return Y.view(N, Ho, Wo, out).permute(0, 3, 1, 2)                      # channels-last
+
+    def _dense_index(self, H: int, W: int, Ho: int, Wo: int, device: torch.device
+                     ) -> tuple[torch.Tensor, bool]:
+        """For each (i, j, o, a, b), the row of ``taps`` that :meth:`_dense` gathers (the
+        zero row ``out*kh*kw`` where the tap falls on padding), and whether any does."""
+        kh, kw = self.kernel_size
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        rows = torch.arange(H)[None, :] - torch.arange(Ho)[:, None] * sh + ph    # (Ho, H)
+        cols = torch.arange(W)[None, :] - torch.arange(Wo)[:, None] * sw + pw    # (Wo, W)
+        tap = rows[:, None, :, None] * kw + cols[None, :, None, :]             # (Ho, Wo, H, W)
+        valid = (((rows >= 0) & (rows < kh))[:, None, :, None]
+                 & ((cols >= 0) & (cols < kw))[None, :, None, :])
+        o = torch.arange(self.out_channels)[None, None, :, None, None]
+        index = torch.where(valid[:, :, None], o * (kh * kw) + tap[:, :, None],
+                            self.out_channels * kh * kw)                     # (Ho, Wo, O, H, W)
+        return index.flatten().to(device), not bool(valid.all())
 
 
 def use_matmul_convs(net: nn.Module) -> nn.Module:
