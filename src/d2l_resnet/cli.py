@@ -192,6 +192,9 @@ def _run_train(args: argparse.Namespace) -> int:
                         **dataclasses.asdict(profile.recipe))
         if args.quiet and is_main():
             print(history.final_lines())
+        elif is_main():
+            _log(f"{len(history.epochs)} epochs in {history.wall_time / 60:.1f} minutes "
+                 f"(training and scoring)")
     return 0
 
 

@@ -26,6 +26,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -59,6 +60,7 @@ __all__ = [
     "longest_stretch_above",
     "lr_runs",
     "machine",
+    "read_course_log",
     "read_results",
     "recipe_runs",
     "recipe_table",
@@ -402,3 +404,28 @@ def recipe_table(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
         entry["mean_flip_tta"] = (sum(entry["val_acc_flip_tta"])
                                   / len(entry["val_acc_flip_tta"]))
     return list(finals.values())
+
+
+def read_course_log(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a committed log of ``python -m d2l_resnet train`` says: the command (its first
+    line, after ``$``), the precision line, the epochs and their seconds, the final test
+    accuracy and the training speed.
+
+    Raises:
+        FileNotFoundError: If there is no such log.
+        ValueError: If the log lacks a command or the book's final lines.
+    """
+    text = Path(path).read_text()
+    lines = text.splitlines()
+    command = next((line[2:] for line in lines if line.startswith("$ ")), None)
+    final = re.search(r"^loss [\d.]+, train acc [\d.]+, test acc ([\d.]+)\n([\d.]+) "
+                      r"examples/sec on (.+)$", text, re.M)
+    if command is None or final is None:
+        raise ValueError(f"{path} is not a log of `python -m d2l_resnet train` (expected a "
+                         f"`$ command` line and the book's final lines)")
+    seconds = [int(m) for m in re.findall(r"^epoch \d+, .*, (\d+) s$", text, re.M)]
+    precision = re.search(r"^training on .*?, (precision .*)$", text, re.M)
+    return {"command": command, "precision": precision.group(1) if precision else "",
+            "epochs": len(seconds), "minutes": sum(seconds) / 60,
+            "test_acc": float(final.group(1)), "examples_per_sec": float(final.group(2)),
+            "device": final.group(3)}
