@@ -21,7 +21,7 @@ def test_plot_runs_draws_each_run_in_both_panels() -> None:
     ax_loss, ax_acc = plot_runs(runs).axes
     assert [line.get_label() for line in ax_acc.lines] == [
         "2 processes, test acc 0.700", "1 process, test acc 0.710"]
-    assert list(ax_acc.lines[1].get_ydata()) == [0.41, 0.5, 0.41, 0.5]
+    assert list(ax_acc.lines[1].get_ydata()) == pytest.approx([0.41, 0.5, 0.41, 0.5])
     assert list(ax_loss.lines[0].get_xdata()) == [0.5, 1.0, 1.5, 2.0]
     assert ax_acc.get_ylabel() == "training accuracy"
     assert ax_loss.lines[0].get_color() != ax_loss.lines[1].get_color()

@@ -167,14 +167,18 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
             return super().forward(X)
         x = X.float()                                                # (b, C, H, W)
         c = x.shape[1]
-        count = torch.full((1,), x.numel() // c, dtype=torch.float32, device=x.device)
-        sums = _AllReduceSum.apply(torch.cat([x.sum(dim=(0, 2, 3)),
-                                              (x * x).sum(dim=(0, 2, 3)), count]))  # (2C+1,)
+        # The sums in float64: the variance E[x²] - E[x]² loses float32's digits when a
+        # channel's mean is large beside its spread (1% of the gradient in the test).
+        x64 = x.double()
+        count = torch.full((1,), x.numel() // c, dtype=torch.float64, device=x.device)
+        sums = _AllReduceSum.apply(torch.cat([x64.sum(dim=(0, 2, 3)),
+                                              (x64 * x64).sum(dim=(0, 2, 3)), count]))  # (2C+1,)
         n = sums[-1].detach()
-        mean = sums[:c] / n                                          # (C,)
-        var = sums[c:2 * c] / n - mean * mean                        # (C,), biased
+        mean64 = sums[:c] / n                                        # (C,)
+        var64 = sums[c:2 * c] / n - mean64 * mean64                  # (C,), biased
         if self.track_running_stats and self.running_mean is not None:
-            self._update_running_stats(mean.detach(), var.detach(), n)
+            self._update_running_stats(mean64.detach(), var64.detach(), n)
+        mean, var = mean64.float(), var64.float()
         scale = self.weight * torch.rsqrt(var + self.eps)            # (C,)
         Y = (x - mean[:, None, None]) * scale[:, None, None] + self.bias[:, None, None]
         return Y.to(X.dtype)
