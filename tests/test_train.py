@@ -422,3 +422,23 @@ def test_flip_tta_averages_the_scores_of_an_image_and_its_mirror() -> None:
     assert evaluate_accuracy(LeftHalf(), data, flip_tta=True) == 0.0
     preds, _ = predict(LeftHalf(), data, flip_tta=True)
     assert preds.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(("momentum", "expected"), [
+    (0.9, [0.95, 0.85, 0.95]), (0.0, [0.0, 0.0, 0.0])])
+def test_one_cycle_moves_the_recipes_momentum_against_the_rate(
+        momentum: float, expected: list[float]) -> None:
+    """At the start, at the peak rate (step 4 of 20: a quarter of the steps) and at the
+    last step."""
+    from d2l_resnet.profiles import Recipe
+    from d2l_resnet.train import _optimizer
+
+    recipe = Recipe(num_epochs=1, lr=0.2, momentum=momentum, schedule="onecycle")
+    optimizer, scheduler = _optimizer(Tiny(), recipe, torch.device("cpu"), num_batches=20)
+    seen = {}
+    for step in range(20):
+        seen[step] = optimizer.param_groups[0]["momentum"]
+        optimizer.step()
+        scheduler.step()
+    assert [seen[0], seen[4], seen[19]] == pytest.approx(expected)
+    assert max(seen.values()) == pytest.approx(expected[0])

@@ -261,7 +261,8 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                     "on a validation split of the training set (results/recipe_roundN.csv)."
                     " Each also writes a JSON file saying how it was made.")
     which = p.add_subparsers(dest="experiment", required=True, metavar="{lr,recipe}")
-    lr = which.add_parser("lr", help="does the source's lr 0.9 diverge? (minutes on a CPU)")
+    lr = which.add_parser("lr", help="does the source's lr 0.9 diverge? (about 90 minutes on a "
+                                     "2-core CPU)")
     lr.add_argument("--steps", type=int, default=200, help="steps per run (200)")
     lr.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (8)")
     recipe = which.add_parser("recipe", help="the course recipe's choices, on validation "

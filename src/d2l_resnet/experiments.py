@@ -388,7 +388,7 @@ def guard_stop(losses: Sequence[float], guard: DivergenceGuard) -> int | None:
 
 
 def recipe_table(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
-    """One row per variant of ``results/recipe.csv``: its epochs, the final validation
+    """One row per variant of ``results/recipe_round*.csv``: its epochs, the final validation
     accuracy of each seed, their mean, and the mean with flip test-time augmentation."""
     finals: dict[str, dict[str, Any]] = {}
     for row in rows:

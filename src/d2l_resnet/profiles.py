@@ -58,7 +58,9 @@ class Recipe:
     Attributes:
         num_epochs: Epochs to train.
         lr: Learning rate (the peak rate with the one-cycle schedule).
-        momentum: SGD momentum (0: plain SGD, as the book).
+        momentum: SGD momentum (0: plain SGD, as the book). Under the one-cycle schedule
+            it moves against the rate, from momentum + 0.05 down to momentum - 0.05 at
+            the peak rate and back (Smith's one-cycle policy, PyTorch's ``OneCycleLR``).
         nesterov: Nesterov momentum (needs momentum > 0).
         weight_decay: L2 penalty of SGD.
         label_smoothing: Label smoothing of the cross-entropy loss.
@@ -215,8 +217,9 @@ class Profile:
 # --round 1` changed one setting at a time from a peak rate of 0.1; a peak rate of 0.2
 # and test-time flips helped from both seeds, and so did Xavier init alone, but Xavier
 # init with the rate of 0.2 did worse than the rate alone (`--round 2`). The tables are
-# results/recipe_round*.csv, discussed in notebook 04. Fifteen epochs is what fits the
-# course's ten minutes on a 2-core CPU with native bfloat16.
+# results/recipe_round*.csv, discussed in notebook 04. Twenty epochs helped a little more
+# than fifteen; fifteen keep the run near ten minutes on a 2-core CPU with native
+# bfloat16 (results/course_cpu_*.log).
 COURSE_RECIPE = Recipe(
     num_epochs=15, lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
     label_smoothing=0.1, schedule="onecycle", init="kaiming", precision="auto",

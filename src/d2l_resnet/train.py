@@ -360,9 +360,15 @@ def _optimizer(net: nn.Module, recipe: Recipe, device: torch.device,
         return optimizer, None
     if num_batches is None:
         raise ValueError("schedule='onecycle' needs a train_iter with len()")
+    # The one-cycle policy moves the momentum against the rate: from momentum + 0.05 at
+    # the start down to momentum - 0.05 at the peak rate and back (0.95 and 0.85 for 0.9,
+    # PyTorch's defaults). Without momentum there is none to cycle.
+    m = recipe.momentum
     return optimizer, torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.lr, total_steps=recipe.num_epochs * num_batches,
-        pct_start=0.25, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0)
+        pct_start=0.25, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
+        cycle_momentum=m > 0, base_momentum=round(max(m - 0.05, 0.0), 6),
+        max_momentum=round(min(m + 0.05, 0.999), 6))
 
 
 def _prepare(net: nn.Module, recipe: Recipe, device: torch.device) -> nn.Module:
