@@ -253,7 +253,7 @@ assert abs(difference) < 0.1
 # The two runs compute the same steps, as checked above for one step, but not in the
 # same floating-point order: a gradient computed in two halves and all-reduced is added
 # up differently from one computed at once. In the quick profile's two short epochs, at
-# a peak learning rate of 0.1 and in bfloat16 where the CPU computes it natively, such
+# a peak learning rate of 0.2 and in bfloat16 where the CPU computes it natively, such
 # rounding differences grow from step to step, so the curves part a little in the
 # second epoch and the final accuracies need not agree to the last digit shown (exercise
 # 4 tries the same with one process and two thread counts). Without synchronized
@@ -306,8 +306,9 @@ for what, command in commands.items():
 # interrupted.
 #
 # To scale up as the book does (a larger global batch with more devices), pass it:
-# `--batch-size 512 --lr 0.2`. Keeping the global batch, as here, keeps the recipe that
-# was chosen on the validation split.
+# `--batch-size 512 --lr 0.4` (the course's batch 256 and lr 0.2, both doubled).
+# Keeping the global batch, as here, keeps the recipe that was chosen on the validation
+# split.
 #
 # ## What communication costs (通信开销)
 #
@@ -366,9 +367,9 @@ assert 0 < allreduce < step
 # 1. Train the quick profile with 1, 2 and 4 processes (`--nproc-per-node 4`). What
 #    stays the same from one to the next, and what changes in the computation?
 # 2. The book doubles the batch and the learning rate with the number of GPUs. With 4
-#    processes and the quick profile, compare `--batch-size 128` with `--batch-size 512
-#    --lr 0.4`. Which one computes the same steps as one process, and which one takes
-#    fewer steps per epoch?
+#    processes and the quick profile (batch 128, lr 0.2), compare `--batch-size 128`
+#    with `--batch-size 512 --lr 0.8`. Which one computes the same steps as one
+#    process, and which one takes fewer steps per epoch?
 # 3. `bench ddp` reports the all-reduce time alone and the step with and without it.
 #    Why can the step with the all-reduce take less than the step without it plus the
 #    all-reduce time?
@@ -386,7 +387,7 @@ assert 0 < allreduce < step
 #    on 128, 64 or 32 examples, the gradients are all-reduced among 2 or 4 processes,
 #    and the sums are added in another order, so the last digits differ.
 # 2. `--batch-size 128` keeps the steps of one process (each rank takes 32 examples);
-#    `--batch-size 512 --lr 0.4` takes a quarter of the steps with a larger rate (the
+#    `--batch-size 512 --lr 0.8` takes a quarter of the steps with a larger rate (the
 #    linear scaling rule of Goyal et al. 2017), a different recipe that may need
 #    warm-up to match the accuracy.
 # 3. DDP starts the all-reduce of a bucket while the backward pass is still computing
