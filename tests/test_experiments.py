@@ -13,6 +13,7 @@ from d2l_resnet.experiments import (
     guard_stop,
     longest_stretch_above,
     lr_runs,
+    read_course_log,
     read_results,
     recipe_runs,
     recipe_table,
@@ -96,3 +97,28 @@ def test_experiment_command_refuses_unknown_variants(capsys) -> None:
     assert "unknown variant(s) 'no dropout' of round 1" in capsys.readouterr().err
     assert main(["experiment", "lr", "--seeds", "0"]) == 2
     assert "--seeds must be a positive integer" in capsys.readouterr().err
+
+
+LOG = """# a machine
+$ python -m d2l_resnet train --profile course
+training on cpu, precision fp32 (this CPU has no native bfloat16)
+epoch 1, loss 1.233, train acc 0.664, 544 examples/sec, 110 s
+epoch 2, loss 0.761, train acc 0.880, 630 examples/sec, 95 s
+loss 0.761, train acc 0.880, test acc 0.875
+587.5 examples/sec on cpu
+"""
+
+
+def test_a_course_log_is_read_with_its_own_total_time(tmp_path) -> None:
+    log = tmp_path / "course.log"
+    log.write_text(LOG)
+    run = read_course_log(log)
+    assert run["command"] == "python -m d2l_resnet train --profile course"
+    assert run["precision"].startswith("precision fp32")
+    assert (run["epochs"], run["test_acc"], run["examples_per_sec"]) == (2, 0.875, 587.5)
+    assert run["minutes"] == pytest.approx(205 / 60)       # no total line: the epochs' sum
+    log.write_text(LOG + "2 epochs in 3.6 minutes (training and scoring)\n")
+    assert read_course_log(log)["minutes"] == 3.6
+    log.write_text(LOG.replace("$ ", ""))
+    with pytest.raises(ValueError, match="is not a log of `python -m d2l_resnet train`"):
+        read_course_log(log)

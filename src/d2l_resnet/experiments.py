@@ -408,8 +408,9 @@ def recipe_table(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
 
 def read_course_log(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What a committed log of ``python -m d2l_resnet train`` says: the command (its first
-    line, after ``$``), the precision line, the epochs and their seconds, the final test
-    accuracy and the training speed.
+    line, after ``$``), the precision line, the epochs, the minutes (the run's own total
+    where the log has it, else the sum of the epochs' seconds), the final test accuracy
+    and the training speed.
 
     Raises:
         FileNotFoundError: If there is no such log.
@@ -425,7 +426,9 @@ def read_course_log(path: str | os.PathLike[str]) -> dict[str, Any]:
                          f"`$ command` line and the book's final lines)")
     seconds = [int(m) for m in re.findall(r"^epoch \d+, .*, (\d+) s$", text, re.M)]
     precision = re.search(r"^training on .*?, (precision .*)$", text, re.M)
+    total = re.search(r"^\d+ epochs in ([\d.]+) minutes", text, re.M)
     return {"command": command, "precision": precision.group(1) if precision else "",
-            "epochs": len(seconds), "minutes": sum(seconds) / 60,
+            "epochs": len(seconds),
+            "minutes": float(total.group(1)) if total else sum(seconds) / 60,
             "test_acc": float(final.group(1)), "examples_per_sec": float(final.group(2)),
             "device": final.group(3)}
