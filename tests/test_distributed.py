@@ -201,7 +201,7 @@ def unbroken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 2-process run of the quick profile, with a checkpoint: the reference."""
     ckpt = tmp_path_factory.mktemp("unbroken") / "run.pt"
     result = run_torchrun([*TRAIN, "--checkpoint", str(ckpt)], 2, timeout=RUN_TIMEOUT)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, f"stdout: {result.stdout}\nstderr: {result.stderr[-6000:]}"
     return {"stdout": result.stdout, "history": _history(ckpt)}
 
 

@@ -564,6 +564,9 @@ def process_group(device: str | torch.device | None = None) -> Iterator[Session]
         _join(launch, backend, timeout)
         try:
             yield Session(rank_device, launch, backend, threads)
+            # Every rank done with its exchanges before any tears down its connections:
+            # a rank that leaves while another still talks to it can abort the other.
+            dist.barrier()
         except RuntimeError as err:
             if not _lost_contact(err):
                 raise
