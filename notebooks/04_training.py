@@ -326,19 +326,22 @@ display(plot_val_curves(rounds[1][0], ["start: lr 0.1, Kaiming init", "lr 0.2",
 #   spread of the seeds; the recipe keeps both, as it started.
 # - **Initialisation**: Xavier's, as in the source, did better than Kaiming's with each
 #   residual branch started at zero by 0.0025 at a rate of 0.1 (a hint, within the
-#   noise), but with the rate of 0.2 (round 2) it did worse than the rate alone (0.9325 against 0.9357 with flips). Winners need
-#   not add up: that is what round 2 is for. The course keeps Kaiming's.
+#   noise), but with the rate of 0.2 (round 2) it did worse than the rate alone
+#   (0.9325 against 0.9357 with flips). Winners need not add up: that is what round 2
+#   is for. The course keeps Kaiming's.
 # - **More epochs** help: 20 reach 0.9316 at a rate of 0.1, 15 and 10 about 0.927. The
-#   course trains 15, a compromise with the time a laptop needs: 12 minutes on a 2-core
-#   CPU with native bfloat16, about twice that on one with AVX2 only (see the appendix).
+#   course trains 15, a compromise with the time a laptop needs: 10 to 12 minutes on a
+#   2-core CPU with native bfloat16 (the run below, and the appendix), about twice that
+#   on one with AVX2 only.
 #
 # So the course recipe is the start with a peak rate of 0.2 and test-time flips: the
 # row `lr 0.2`, 0.9357 on the validation split with flips. Here it is, and what it
 # trains on:
 
 # %%
-print({k: v for k, v in asdict(profile.recipe).items()})
-print({k: v for k, v in asdict(profile.data).items()})
+course = get_profile("course")        # whichever profile this notebook runs in
+print(asdict(course.recipe))
+print(asdict(course.data))
 
 # %% [markdown]
 # ## Training (训练)
