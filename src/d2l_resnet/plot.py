@@ -94,6 +94,16 @@ def plot_cost_shares(
     return fig
 
 
+def _frame(ax: Any, xlabel: str, ylabel: str | None = None) -> None:
+    """The axes set-up every line plot here shares: labels, a light grid, no top or
+    right spine."""
+    ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 def _check_panels(panels: Mapping[str, Mapping[str, Sequence[float]]]) -> None:
     if not panels:
         raise ValueError("panels must hold at least one panel: {title: {label: values}}")
@@ -201,9 +211,7 @@ def plot_grad_norms(
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("layers back from the output, $L - l$")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
+        _frame(ax, "layers back from the output, $L - l$")
         ax.legend(frameon=False, fontsize=7, handlelength=3.5)  # long enough to show dashes
     for ax in axes if not sharey else axes[:1]:
         ax.set_ylabel(ylabel)
@@ -248,9 +256,7 @@ def plot_loss_panels(
             ax.plot(range(1, len(values) + 1), smoothed, label=label,
                     **dict(styles.get(label, {})))
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(True, alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
+        _frame(ax, "step")
         ax.legend(frameon=False, fontsize=8, handlelength=3.5)
     axes[0].set_ylabel(ylabel)
     return fig
@@ -275,10 +281,7 @@ def _history_axes(fig: Figure, history: Any, num_epochs: int | None) -> None:
     last = num_epochs or (max(xs) if xs else 1)
     for ax, ylabel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.set_xlim(0, max(1, last))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
+        _frame(ax, "epoch", ylabel)
         ax.legend(frameon=False, fontsize=8)
     ax_acc.set_ylim(0, 1)
 
@@ -323,10 +326,7 @@ def plot_runs(runs: Mapping[str, Any], figsize: tuple[float, float] = (7.0, 2.8)
         ax_loss.plot(xs, [p[1] for p in history.points], **style)
         ax_acc.plot(xs, [p[2] for p in history.points], **style)
     for ax, ylabel in ((ax_loss, "training loss"), (ax_acc, "training accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
+        _frame(ax, "epoch", ylabel)
     ax_acc.legend(frameon=False, fontsize=8)
     return fig
 
@@ -490,9 +490,7 @@ def plot_lr_runs(runs: Mapping[tuple[float, int], Sequence[float]], limit: float
             ax.axhline(limit, color="0.4", ls="--", lw=1)
         ax.set_yscale("log")
         ax.set_title(f"lr {lr:g}", fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(True, alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
+        _frame(ax, "step")
     axes[0].set_ylabel("training loss (log scale)")
     axes[-1].legend(frameon=False, fontsize=7, ncol=2)
     return fig
@@ -500,7 +498,7 @@ def plot_lr_runs(runs: Mapping[tuple[float, int], Sequence[float]], limit: float
 
 def plot_val_curves(rows: Sequence[Mapping[str, str]], variants: Sequence[str],
                     figsize: tuple[float, float] = (6.0, 3.4)) -> Figure:
-    """Validation accuracy per epoch of some variants of ``results/recipe.csv`` (the mean
+    """Validation accuracy per epoch of some variants of ``results/recipe_round*.csv`` (the mean
     over seeds)."""
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.subplots()
@@ -514,9 +512,6 @@ def plot_val_curves(rows: Sequence[Mapping[str, str]], variants: Sequence[str],
         epochs = sorted(by_epoch)
         ax.plot(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], "o-", ms=3,
                 color=f"C{k % 10}", label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
+    _frame(ax, "epoch", "validation accuracy")
     ax.legend(frameon=False, fontsize=8)
     return fig
