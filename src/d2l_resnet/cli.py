@@ -268,9 +268,9 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
     recipe = which.add_parser("recipe", help="the course recipe's choices, on validation "
                                              "(minutes on a GPU, hours on a 2-core CPU)")
     recipe.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per variant (2)")
-    recipe.add_argument("--round", type=int, default=1, choices=(1, 2),
+    recipe.add_argument("--round", type=int, default=1, choices=(1, 2, 3),
                         help="1: one change at a time from the starting point; 2: its two "
-                             "winners together (1)")
+                             "winners together; 3: shorter schedules (1)")
     recipe.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="only these variants of the round (default: all of "
                              "d2l_resnet.experiments.RECIPE_ROUNDS[round])")

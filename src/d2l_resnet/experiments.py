@@ -93,6 +93,16 @@ RECIPE_ROUNDS: dict[int, dict[str, dict[str, Any]]] = {
         "20 epochs": {**START, "num_epochs": 20},
     },
     2: {"lr 0.2, Xavier init": {"init": "xavier"}},
+    # Round 3: shorter one-cycle schedules (the course took 15 epochs), at the peak rate
+    # of rounds 1 and 2 and at higher ones, which a shorter schedule may afford.
+    3: {
+        "8 epochs": {"num_epochs": 8},
+        "8 epochs, lr 0.3": {"num_epochs": 8, "lr": 0.3},
+        "8 epochs, lr 0.4": {"num_epochs": 8, "lr": 0.4},
+        "10 epochs": {"num_epochs": 10},
+        "10 epochs, lr 0.3": {"num_epochs": 10, "lr": 0.3},
+        "12 epochs": {"num_epochs": 12},
+    },
 }
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "InputCheck",
     "LayerSummary",
     "MatmulConv2d",
+    "PlainBlock",
     "Residual",
     "check_image_batch",
     "count_parameters",
@@ -31,6 +32,7 @@ __all__ = [
     "init_weights",
     "resnet18",
     "resnet_block",
+    "small_image_net",
     "summarize",
     "use_matmul_convs",
 ]
@@ -62,6 +64,15 @@ class Residual(nn.Module):
         for name, value in (("input_channels", input_channels), ("num_channels", num_channels),
                             ("strides", strides)):
             check_positive_int(name, value)
+        if not use_1x1conv and (input_channels != num_channels or strides != 1):
+            changes = " and ".join(
+                what for what, differs in (
+                    (f"the channels ({input_channels} -> {num_channels})",
+                     input_channels != num_channels),
+                    (f"height and width (stride {strides})", strides != 1)) if differs)
+            raise ValueError(f"the identity shortcut cannot change {changes}, so X and F(X) "
+                             f"could not be added; build the block with use_1x1conv=True "
+                             f"to project X to F(X)'s shape")
         self.input_channels = input_channels
         self.num_channels = num_channels
         self.strides = strides
@@ -74,30 +85,32 @@ class Residual(nn.Module):
         self.bn2 = nn.BatchNorm2d(num_channels)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        if X.dim() != 4 or X.shape[1] != self.input_channels:
-            raise ValueError(
-                f"Residual block expects input of shape (N, {self.input_channels}, H, W), "
-                f"got {tuple(X.shape)}"
-            )
         Y = F.relu(self.bn1(self.conv1(X)))   # (N, num_channels, H/strides, W/strides)
-        Y = self.bn2(self.conv2(Y))           # same shape
+        Y = self.bn2(self.conv2(Y))           # F(X), the residual branch
         if self.conv3 is not None:
-            X = self.conv3(X)                 # (N, num_channels, H/strides, W/strides)
-        elif X.shape != Y.shape:
-            changes = []  # what the identity shortcut cannot do (at least one applies)
-            if self.input_channels != self.num_channels:
-                changes.append(f"the number of channels ({self.input_channels} -> "
-                               f"{self.num_channels})")
-            if self.strides != 1:
-                changes.append(f"height and width (stride {self.strides})")
-            raise ValueError(
-                f"cannot add the shortcut: the input has shape {tuple(X.shape)} but the "
-                f"residual branch gives {tuple(Y.shape)}. Without a 1x1 convolution the "
-                f"shortcut is the identity, so it cannot change {' or '.join(changes)}; "
-                f"build the block with use_1x1conv=True to project the input to the "
-                f"output's shape"
-            )
+            X = self.conv3(X)                 # the shortcut, projected to Y's shape
         return F.relu(Y + X)
+
+
+
+class PlainBlock(nn.Module):
+    """The residual block without its shortcut, for *plain* networks: ``Y = ReLU(F(X))``.
+
+    The same two 3x3 convolutions with BatchNorm as :class:`Residual`, and nothing added:
+    a network of these blocks is the "plain" twin of a ResNet (He et al. 2015, Sec. 4).
+    """
+
+    def __init__(self, input_channels: int, num_channels: int, strides: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1,
+                               stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        Y = F.relu(self.bn1(self.conv1(X)))
+        return F.relu(self.bn2(self.conv2(Y)))
 
 
 def resnet_block(
@@ -105,6 +118,7 @@ def resnet_block(
     num_channels: int,
     num_residuals: int,
     first_block: bool = False,
+    residual: bool = True,
 ) -> list[nn.Module]:
     """The residual blocks of one ResNet stage, as a list (wrap it in ``nn.Sequential``).
 
@@ -118,6 +132,7 @@ def resnet_block(
         first_block: True for the stage right after the stem, whose max-pool has already
             halved the resolution: it keeps stride 1 and needs
             ``input_channels == num_channels``.
+        residual: False builds the plain twin: :class:`PlainBlock`, no shortcuts.
     """
     check_positive_int("num_residuals", num_residuals)
     if first_block and input_channels != num_channels:
@@ -128,9 +143,11 @@ def resnet_block(
     blk: list[nn.Module] = []
     for i in range(num_residuals):
         if i == 0 and not first_block:
-            blk.append(Residual(input_channels, num_channels, use_1x1conv=True, strides=2))
+            blk.append(Residual(input_channels, num_channels, use_1x1conv=True, strides=2)
+                       if residual else PlainBlock(input_channels, num_channels, strides=2))
         else:
-            blk.append(Residual(num_channels, num_channels))
+            blk.append(Residual(num_channels, num_channels) if residual
+                       else PlainBlock(num_channels, num_channels))
     return blk
 
 
@@ -177,29 +194,62 @@ def check_image_batch(X: torch.Tensor, in_channels: int, min_size: int = 17) -> 
 MIN_SIZE = 17
 
 
-def resnet18(num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+def resnet18(num_classes: int = 10, in_channels: int = 1, residual: bool = True
+             ) -> nn.Sequential:
     """ResNet-18 exactly as the source notebook builds it (1 input channel by default).
 
     ``nn.Sequential(b1, b2, b3, b4, b5, AdaptiveAvgPool2d, Flatten, Linear)``, so that
     ``for layer in net`` yields the same 8 layers as the source. It takes images of at
     least ``MIN_SIZE`` (17) pixels a side: 224x224 as in the source, 96x96 as in the
     book, 28x28 as Fashion-MNIST comes; an :class:`InputCheck` pre-hook rejects others.
+    ``residual=False`` gives its plain twin: the same 3x3 layers, no shortcuts.
     """
     check_positive_int("num_classes", num_classes)
     check_positive_int("in_channels", in_channels)
     b1 = nn.Sequential(nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
                        nn.BatchNorm2d(64), nn.ReLU(),
                        nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
-    b2 = nn.Sequential(*resnet_block(64, 64, 2, first_block=True))
-    b3 = nn.Sequential(*resnet_block(64, 128, 2))
-    b4 = nn.Sequential(*resnet_block(128, 256, 2))
-    b5 = nn.Sequential(*resnet_block(256, 512, 2))
+    b2 = nn.Sequential(*resnet_block(64, 64, 2, first_block=True, residual=residual))
+    b3 = nn.Sequential(*resnet_block(64, 128, 2, residual=residual))
+    b4 = nn.Sequential(*resnet_block(128, 256, 2, residual=residual))
+    b5 = nn.Sequential(*resnet_block(256, 512, 2, residual=residual))
     net = nn.Sequential(b1, b2, b3, b4, b5,
                         nn.AdaptiveAvgPool2d((1, 1)),
                         nn.Flatten(), nn.Linear(512, num_classes))
     net.register_forward_pre_hook(InputCheck(in_channels, MIN_SIZE))
     return net
 
+
+
+def small_image_net(depth: int, residual: bool = True, num_classes: int = 10,
+                    in_channels: int = 1) -> nn.Sequential:
+    """He et al.'s networks for small images (2015, Sec. 4.2, the CIFAR-10 family).
+
+    A 3x3 convolution with 16 channels, then three stages of ``n`` blocks (``2n`` 3x3
+    layers each) with 16, 32 and 64 channels, the second and third starting with stride 2,
+    then global average pooling and a linear layer: ``6n + 2`` layers with weights, so
+    ``depth`` is 20, 32, 44, 56, 110, ... At 28x28 the stages see 28x28, 14x14 and 7x7
+    maps. Where a stage changes the shape, the shortcut is a 1x1 convolution (the
+    paper's option B; on CIFAR-10 it padded the identity with zeros, option A).
+
+    Args:
+        depth: Layers with weights, ``6n + 2``.
+        residual: False gives the plain network of the same depth (no shortcuts).
+        num_classes: Outputs.
+        in_channels: Channels of the input images.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n + 2 for a whole n >= 1 (20, 32, 44, 56, 110, "
+                         f"...), got {depth!r}")
+    n = (depth - 2) // 6
+    stem = nn.Sequential(nn.Conv2d(in_channels, 16, kernel_size=3, padding=1),
+                         nn.BatchNorm2d(16), nn.ReLU())
+    return nn.Sequential(stem,
+                         nn.Sequential(*resnet_block(16, 16, n, True, residual)),
+                         nn.Sequential(*resnet_block(16, 32, n, residual=residual)),
+                         nn.Sequential(*resnet_block(32, 64, n, residual=residual)),
+                         nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+                         nn.Linear(64, num_classes))
 
 # -- initialisation -------------------------------------------------------------------
 
