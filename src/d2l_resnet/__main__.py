@@ -1,5 +1,5 @@
-"""``python -m d2l_resnet``: see :mod:`d2l_resnet.cli`."""
+"""``python -m d2l_resnet``: see :mod:`d2l_resnet.extras.cli`."""
 
-from d2l_resnet.cli import main
+from d2l_resnet.extras.cli import main
 
 raise SystemExit(main())

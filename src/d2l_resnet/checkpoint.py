@@ -1,4 +1,5 @@
-"""Checkpoints: written atomically, read with a clear message when they cannot be used.
+"""Checkpoints (and other files) written atomically, read with a clear message when
+they cannot be used.
 
 A checkpoint of :func:`d2l_resnet.train.train` holds the weights, the optimizer and
 schedule, the epoch, the whole recipe (``asdict(recipe)``), the history, the random
@@ -11,30 +12,33 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
-__all__ = ["FORMAT", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
+__all__ = ["FORMAT", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state",
+           "write_atomically"]
 
 #: The layout of the checkpoints :func:`d2l_resnet.train.train` writes. Format 1 (before
 #: the recipe was one object) stored only some of the recipe's settings.
 FORMAT = 2
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write ``state`` with ``torch.save`` atomically: a temporary file, then a rename.
-
-    A run killed while saving leaves the previous checkpoint intact, never half a file.
+def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[Any]], object],
+                     binary: bool = False) -> Path:
+    """Create ``path`` with ``write(file)`` atomically: a temporary file beside it, then a
+    rename. A run killed while writing leaves the previous file intact, never half a file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})
+                       ) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -42,6 +46,11 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write ``state`` with ``torch.save``, atomically (see :func:`write_atomically`)."""
+    return write_atomically(path, lambda f: torch.save(state, f), binary=True)
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"

@@ -256,7 +256,8 @@ def small_image_net(depth: int, residual: bool = True, num_classes: int = 10,
 INITS = ("xavier", "kaiming", "default")
 
 
-def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
+def init_weights(net: nn.Module, scheme: str = "xavier", *, zero_init_residual: bool = True
+                 ) -> nn.Module:
     """Initialise the parameters of ``net`` in place, drawing from PyTorch's generator.
 
     Every layer is first reset to PyTorch's default draw (``reset_parameters``, in the
@@ -274,6 +275,8 @@ def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
             2017; torchvision's ``zero_init_residual``): the signal passes unchanged
             through the shortcuts at first, which lets a short run use a large rate.
             ``"default"``: PyTorch's initialisation.
+        zero_init_residual: With ``"kaiming"``, start each residual branch at zero
+            (False: every BatchNorm scale at 1, as He et al. 2015).
 
     Returns:
         ``net``, for chaining.
@@ -295,7 +298,7 @@ def init_weights(net: nn.Module, scheme: str = "xavier") -> nn.Module:
                     nn.init.normal_(m.weight, std=0.01)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-    if scheme == "kaiming":
+    if scheme == "kaiming" and zero_init_residual:
         for m in net.modules():
             if isinstance(m, Residual):
                 nn.init.zeros_(m.bn2.weight)    # the branch's last BatchNorm: F(X) = 0

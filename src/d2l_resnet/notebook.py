@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import os
 import platform
 from collections.abc import Iterable
 from typing import Any
+
+import torch
+
+from d2l_resnet.devices import get_device, resolve_precision
+from d2l_resnet.profiles import get_profile
 
 __all__ = ["progress_bar", "run_info", "show_source"]
 
@@ -55,18 +61,13 @@ def show_source(obj: Any) -> Any:
 def run_info(profile: str | None = None) -> str:
     """One line naming the profile, the versions, the device and the precision that
     produced a notebook's outputs."""
-    import torch
-    import torchvision
-
-    import d2l_resnet
-    from d2l_resnet.devices import get_device, resolve_precision
-    from d2l_resnet.profiles import get_profile
+    import torchvision  # only here: importing it takes a while
 
     chosen = get_profile(profile)
     device = get_device("auto")
     precision = resolve_precision(chosen.recipe.precision, device)
     return (
-        f"profile {chosen.name} | d2l_resnet {d2l_resnet.__version__} | "
+        f"profile {chosen.name} | d2l_resnet {importlib.metadata.version('d2l-resnet')} | "
         f"Python {platform.python_version()} | torch {torch.__version__} | "
         f"torchvision {torchvision.__version__} | device {device.type} | {precision}"
     )

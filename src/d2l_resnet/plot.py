@@ -456,7 +456,7 @@ def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
     return fig
 
 
-# -- the committed experiments (d2l_resnet.experiments) ------------------------------------
+# -- the committed experiments (d2l_resnet.results) ------------------------------------
 
 
 def plot_lr_runs(runs: Mapping[tuple[float, int], Sequence[float]], limit: float | None = None,

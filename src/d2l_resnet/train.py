@@ -1,6 +1,6 @@
-"""Training and evaluation: the source notebook's ``train`` loop, made correct and fast.
+"""Training and evaluation: the source notebook's ``train`` loop, made correct.
 
-The source's loop, read top to bottom, has two defects that this module fixes:
+The source's loop has two defects that this module fixes:
 
 - ``evaluate_accuracy_gpu`` returns inside its loop, so it scores the first batch only;
   :func:`evaluate_accuracy` scores the whole data set (in eval mode, without gradients,
@@ -9,19 +9,20 @@ The source's loop, read top to bottom, has two defects that this module fixes:
   :class:`History`, with the accuracy on a validation split after every epoch (the
   curve to choose settings on) and on the test set once, at the end.
 
-The module reads in three parts: scoring (:func:`accuracy`, :func:`evaluate_accuracy`,
-:func:`predict`); one epoch of training (:func:`train_epoch`, the loop notebook 04 shows);
-and a whole run (:func:`train`: set-up, resume, and after every epoch the history, the
-checkpoint and the divergence guard).
+The module reads in three parts: scoring (:func:`accuracy`, :func:`evaluate_accuracy`);
+one epoch (:func:`train_epoch`, the loop notebook 04 shows); and a whole run
+(:func:`train`: the recipe's set-up, then epochs, each followed by its scores, its line
+in the history and a checkpoint). Everything here runs in one process; training across
+processes (``torchrun``) wraps the same :func:`train_epoch` in
+:mod:`d2l_resnet.extras.distributed`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,14 +39,6 @@ from d2l_resnet.checkpoint import (
 )
 from d2l_resnet.checks import check_int
 from d2l_resnet.devices import autocast, get_device, resolve_precision
-from d2l_resnet.distributed import (
-    is_main,
-    on_main,
-    sum_across_ranks,
-    sync_buffers,
-    world,
-    wrap_ddp,
-)
 from d2l_resnet.model import init_weights, use_matmul_convs
 from d2l_resnet.notebook import progress_bar
 from d2l_resnet.profiles import Recipe
@@ -55,9 +48,14 @@ __all__ = [
     "DivergenceGuard",
     "History",
     "accuracy",
+    "checkpoint_state",
     "confusion_matrix",
+    "count_correct",
     "evaluate_accuracy",
+    "make_optimizer",
     "predict",
+    "prepare_network",
+    "restore_run",
     "set_seed",
     "train",
     "train_epoch",
@@ -76,51 +74,46 @@ def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
     """
     if y_hat.dim() > 1 and y_hat.shape[1] > 1:
         y_hat = y_hat.argmax(dim=1)                   # (N,)
-    if y_hat.shape != y.shape:
-        raise ValueError(f"predictions of shape {tuple(y_hat.shape)} do not match labels of "
-                         f"shape {tuple(y.shape)}; expected (N, num_classes) scores or (N,) "
-                         f"classes for N labels")
     return float((y_hat.to(y.dtype) == y).sum())
 
 
-def _to_device(X: torch.Tensor, y: torch.Tensor, device: torch.device,
-               channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    X = X.to(device, non_blocking=True)
-    if channels_last:
-        X = X.contiguous(memory_format=torch.channels_last)
-    return X, y.to(device, non_blocking=True)
+def _predictions(net: nn.Module, data_iter: Iterable, precision: str, channels_last: bool,
+                 flip_tta: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(predicted classes, labels)`` of each batch: eval mode, no gradients, mode restored.
 
-
-def _scores(net: nn.Module, X: torch.Tensor, flip_tta: bool) -> torch.Tensor:
-    """The network's scores (N, classes); with ``flip_tta`` the mean of the scores of the
-    images and of their mirror images (test-time augmentation)."""
-    y_hat = net(X)
-    if flip_tta:
-        y_hat = (y_hat.float() + net(X.flip(-1)).float()) / 2
-    return y_hat
-
-
-def _predictions(net: nn.Module, data_iter: Iterable, device: torch.device | str | None,
-                 precision: str, channels_last: bool, flip_tta: bool
-                 ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """``(predicted classes, labels)`` of each batch: eval mode, no gradients, mode restored."""
-    device = next(net.parameters()).device if device is None else torch.device(device)
-    precision = resolve_precision(precision, device).name
+    With ``flip_tta`` a score is the mean of the scores of the image and of its mirror
+    image (test-time augmentation, for a network trained with flips).
+    """
+    device = next(net.parameters()).device
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad(), autocast(device, precision):
             for X, y in data_iter:
-                X, y = _to_device(X, y, device, channels_last)
-                yield _scores(net, X, flip_tta).argmax(dim=1), y
+                X, y = X.to(device), y.to(device)
+                if channels_last:
+                    X = X.contiguous(memory_format=torch.channels_last)
+                y_hat = net(X).float()                               # (N, classes)
+                if flip_tta:
+                    y_hat = (y_hat + net(X.flip(-1)).float()) / 2
+                yield y_hat.argmax(dim=1), y
     finally:
         net.train(was_training)
 
 
-def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device | str | None
-                      = None, *, precision: str = "fp32", channels_last: bool = False,
-                      flip_tta: bool = False) -> float:
-    """The accuracy of ``net`` on every example of ``data_iter``.
+def count_correct(net: nn.Module, data_iter: Iterable, *, precision: str = "fp32",
+                  channels_last: bool = False, flip_tta: bool = False) -> tuple[float, int]:
+    """``(correct predictions, examples)`` over every batch of ``data_iter``."""
+    correct, total = 0.0, 0
+    for y_pred, y in _predictions(net, data_iter, precision, channels_last, flip_tta):
+        correct += accuracy(y_pred, y)
+        total += y.numel()
+    return correct, total
+
+
+def evaluate_accuracy(net: nn.Module, data_iter: Iterable, *, precision: str = "fp32",
+                      channels_last: bool = False, flip_tta: bool = False) -> float:
+    """The accuracy of ``net`` on every example of ``data_iter``, on ``net``'s device.
 
     Unlike the source's ``evaluate_accuracy_gpu`` (which returns inside its loop, after the
     first batch), this scores the whole data set. It runs in eval mode (BatchNorm uses its
@@ -129,32 +122,23 @@ def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device 
     Args:
         net: The network.
         data_iter: Batches ``(X, y)``.
-        device: Where to compute (default: the device of ``net``'s parameters).
-        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"auto"`` (see
-            :func:`d2l_resnet.devices.resolve_precision`).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast).
         channels_last: Feed the batches in channels-last memory format.
         flip_tta: Average the scores of each image and its mirror image.
-
-    Raises:
-        ValueError: If ``data_iter`` yields no example.
     """
-    correct, total = 0.0, 0
-    for y_pred, y in _predictions(net, data_iter, device, precision, channels_last, flip_tta):
-        correct += accuracy(y_pred, y)
-        total += y.numel()
+    correct, total = count_correct(net, data_iter, precision=precision,
+                                   channels_last=channels_last, flip_tta=flip_tta)
     if total == 0:
         raise ValueError("data_iter yielded no example; pass a non-empty data set")
     return correct / total
 
 
-def predict(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
-            *, precision: str = "fp32", channels_last: bool = False, flip_tta: bool = False
+def predict(net: nn.Module, data_iter: Iterable, *, precision: str = "fp32",
+            channels_last: bool = False, flip_tta: bool = False
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true classes of every example of ``data_iter`` (both int64 (N,), CPU).
-
-    Runs like :func:`evaluate_accuracy`: eval mode, no gradients, mode restored.
-    """
-    pairs = [(p.cpu(), y.cpu()) for p, y in _predictions(net, data_iter, device, precision,
+    """Predicted and true classes of every example of ``data_iter`` (both int64 (N,), CPU),
+    computed like :func:`evaluate_accuracy`."""
+    pairs = [(p.cpu(), y.cpu()) for p, y in _predictions(net, data_iter, precision,
                                                           channels_last, flip_tta)]
     if not pairs:
         raise ValueError("data_iter yielded no example; pass a non-empty data set")
@@ -164,9 +148,6 @@ def predict(net: nn.Module, data_iter: Iterable, device: torch.device | str | No
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int = 10
                      ) -> torch.Tensor:
     """Counts (num_classes, num_classes): row = true class, column = predicted class."""
-    if preds.shape != labels.shape or preds.dim() != 1:
-        raise ValueError(f"preds and labels must be 1-D of the same length, got "
-                         f"{tuple(preds.shape)} and {tuple(labels.shape)}")
     index = labels.long() * num_classes + preds.long()
     return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
 
@@ -188,22 +169,24 @@ def set_seed(seed: int) -> None:
 
 def train_epoch(net: nn.Module, train_iter: Iterable, loss: nn.Module,
                 optimizer: torch.optim.Optimizer, scheduler: Any = None, *,
-                device: torch.device | str = "cpu", precision: str = "fp32",
-                channels_last: bool = False,
-                on_batch: Callable[[float, float, float], None] | None = None,
+                precision: str = "fp32", channels_last: bool = False,
+                on_batch: Callable[[float, float, int], None] | None = None,
                 ) -> tuple[float, float, int]:
     """Train ``net`` for one pass over ``train_iter``: forward, loss, backward, step.
 
     Returns:
-        The mean loss, the accuracy and the number of examples of the epoch, measured
-        as the book does: on the batches as trained, in train mode. ``on_batch`` is
-        called after every step with the step's loss and the epoch's means so far.
+        The mean loss, the accuracy and the number of examples of the epoch, measured as
+        the book does: on the batches as trained, in train mode. ``on_batch`` is called
+        after every step with the step's loss, its correct predictions and its examples.
     """
+    device = next(net.parameters()).device
     net.train()
     loss_sum, correct, n = 0.0, 0.0, 0
     for X, y in train_iter:
-        X, y = _to_device(X, y, torch.device(device), channels_last)
-        with autocast(torch.device(device), precision):
+        X, y = X.to(device), y.to(device)
+        if channels_last:
+            X = X.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
             y_hat = net(X)
             l = loss(y_hat, y)   # noqa: E741 (the book's name)
         optimizer.zero_grad(set_to_none=True)
@@ -211,12 +194,10 @@ def train_epoch(net: nn.Module, train_iter: Iterable, loss: nn.Module,
         optimizer.step()
         if scheduler is not None:
             scheduler.step()     # the one-cycle rate changes every step
-        l_value = float(l.detach())
-        loss_sum += l_value * len(y)
-        correct += accuracy(y_hat, y)
-        n += len(y)
+        l_value, c = float(l.detach()), accuracy(y_hat, y)
+        loss_sum, correct, n = loss_sum + l_value * len(y), correct + c, n + len(y)
         if on_batch is not None:
-            on_batch(l_value, loss_sum / n, correct / n)
+            on_batch(l_value, c, len(y))
     if n == 0:
         raise ValueError("train_iter yielded no batch; pass a non-empty data set")
     return loss_sum / n, correct / n, n
@@ -227,7 +208,7 @@ def train_epoch(net: nn.Module, train_iter: Iterable, loss: nn.Module,
 
 @dataclass
 class History:
-    """What :func:`train` measured, one entry per epoch (and a few points per epoch).
+    """What :func:`train` measured, one entry per epoch (and five points per epoch).
 
     Attributes:
         epochs: Epoch numbers 1, 2, ...
@@ -239,8 +220,8 @@ class History:
             before, or without a test set).
         examples_per_sec: Training examples per second of each epoch (training steps only).
         epoch_time: Seconds of each epoch (training and scoring).
-        points: ``(epoch as a fraction, train loss, train acc)`` five times an epoch, as the
-            source prints them.
+        points: ``(epoch as a fraction, loss, accuracy)`` five times an epoch, each the mean
+            over the steps since the point before.
         device: The device the run trained on.
         lr: The (peak) learning rate.
         precision: The precision the run computed in, and why (e.g.
@@ -349,17 +330,57 @@ class DivergenceGuard:
                               f"lr=0.05 for this model)")
 
 
-def _optimizer(net: nn.Module, recipe: Recipe, device: torch.device,
-               num_batches: int | None) -> tuple[torch.optim.Optimizer, Any]:
-    """SGD (fused on CPU and CUDA: all parameters in one pass) and the rate schedule."""
+class EpochRecorder:
+    """What :func:`train` does after each step of an epoch: check the loss with the
+    guard, and five times an epoch add a point to the history (the means since the last
+    point) and call ``on_update`` (a live plot). ``pause`` is the time that took."""
+
+    def __init__(self, history: History, guard: DivergenceGuard, epoch: int,
+                 num_batches: int, on_update: Callable[[History], None] | None) -> None:
+        self.history, self.guard, self.epoch = history, guard, epoch
+        self.num_batches, self.on_update = num_batches, on_update
+        self.marks = {round(k * num_batches / 5) for k in range(1, 6)}
+        self.step, self.sums, self.pause = 0, [0.0, 0.0, 0], 0.0
+
+    def __call__(self, loss: float, correct: float, size: int) -> None:
+        self.step += 1
+        self.guard.check(loss, self.epoch + 1, self.step)
+        self.sums = [self.sums[0] + loss * size, self.sums[1] + correct, self.sums[2] + size]
+        if self.step in self.marks:
+            t0 = time.perf_counter()
+            loss_sum, correct_sum, n = self.sums
+            self.history.points.append((self.epoch + self.step / self.num_batches,
+                                        loss_sum / n, correct_sum / n))
+            self.sums = [0.0, 0.0, 0]
+            if self.on_update is not None:
+                self.on_update(self.history)
+            self.pause += time.perf_counter() - t0
+
+
+def prepare_network(net: nn.Module, recipe: Recipe, device: torch.device) -> nn.Module:
+    """Seed, initialise and place the network as the recipe says (in place)."""
+    if recipe.seed is not None:
+        set_seed(recipe.seed)
+    if recipe.init is not None:
+        init_weights(net, recipe.init)
+    if recipe.matmul_convs:
+        use_matmul_convs(net)
+    net.to(device)
+    if recipe.channels_last:
+        net.to(memory_format=torch.channels_last)
+    return net
+
+
+def make_optimizer(net: nn.Module, recipe: Recipe, num_batches: int
+                   ) -> tuple[torch.optim.Optimizer, Any]:
+    """SGD as the recipe says, and its rate schedule (None for a constant rate)."""
+    device = next(net.parameters()).device
     optimizer = torch.optim.SGD(
         net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay,
-        fused=device.type in ("cpu", "cuda"))
+        fused=device.type in ("cpu", "cuda"))   # all parameters in one pass
     if recipe.schedule == "constant":
         return optimizer, None
-    if num_batches is None:
-        raise ValueError("schedule='onecycle' needs a train_iter with len()")
     # The one-cycle policy moves the momentum against the rate: from momentum + 0.05 at
     # the start down to momentum - 0.05 at the peak rate and back (0.95 and 0.85 for 0.9,
     # PyTorch's defaults). Without momentum there is none to cycle.
@@ -371,26 +392,23 @@ def _optimizer(net: nn.Module, recipe: Recipe, device: torch.device,
         max_momentum=round(min(m + 0.05, 0.999), 6))
 
 
-def _prepare(net: nn.Module, recipe: Recipe, device: torch.device) -> nn.Module:
-    """Seed, initialise and place the network as the recipe says; in a distributed run,
-    wrap it in ``DistributedDataParallel`` (which averages the gradients of all ranks)."""
-    if recipe.seed is not None:
-        set_seed(recipe.seed)
-    if recipe.init is not None:
-        init_weights(net, recipe.init)
-    if recipe.matmul_convs:
-        use_matmul_convs(net)
-    net.to(device)
-    if recipe.channels_last:
-        net.to(memory_format=torch.channels_last)
-    return wrap_ddp(net, device) if world()[1] > 1 else net
+def checkpoint_state(net: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     recipe: Recipe, history: History, train_iter: Any) -> dict[str, Any]:
+    """Everything a resumed run needs to end as an unbroken one would."""
+    return {"format": FORMAT, "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "epoch": len(history.epochs), "recipe": asdict(recipe),
+            "history": history.to_dict(), "rng": rng_state(),
+            "loader": getattr(train_iter, "state_dict", lambda: None)()}
 
 
-def _resume(path: Any, recipe: Recipe, net: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: Any, train_iter: Any, device: torch.device) -> History:
-    """Load a checkpoint of the same recipe into the run; return its history. In a
-    distributed run rank 0 reads it (from its disk) and sends it to the others."""
-    state = on_main(load_checkpoint, path, map_location=device if world()[1] == 1 else "cpu")
+def restore_run(state: dict[str, Any], path: Any, recipe: Recipe, net: nn.Module,
+                optimizer: torch.optim.Optimizer, scheduler: Any, train_iter: Any) -> History:
+    """Load a checkpoint's ``state`` (read from ``path``) into the run; return its history.
+
+    Raises:
+        ValueError: If the checkpoint is of an older format or another recipe.
+    """
     if state["format"] != FORMAT:
         raise ValueError(f"cannot resume from {path}: it was written by an older version of "
                          f"d2l_resnet (checkpoint format {state['format']}, this one reads "
@@ -401,7 +419,7 @@ def _resume(path: Any, recipe: Recipe, net: nn.Module, optimizer: torch.optim.Op
         diff = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
         raise ValueError(f"cannot resume from {path}: it was trained with another recipe "
                          f"({diff}); resume with the same settings, or start afresh")
-    _unwrap(net).load_state_dict(state["model"])
+    net.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(state["scheduler"])
@@ -411,159 +429,93 @@ def _resume(path: Any, recipe: Recipe, net: nn.Module, optimizer: torch.optim.Op
     return History.from_dict(state["history"])
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
-    """The network inside a ``DistributedDataParallel`` wrapper (or the network itself)."""
-    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-
-
-class _Reporter:
-    """The bookkeeping of a run's epochs: progress points, live updates, the guard."""
-
-    def __init__(self, history: History, guard: DivergenceGuard, num_batches: int | None,
-                 on_update: Callable[[History], None] | None, device: torch.device) -> None:
-        self.history, self.guard, self.num_batches = history, guard, num_batches
-        self.on_update, self.device = on_update, device
-        self.every = max(1, (num_batches or 5) // 5)
-        self.epoch, self.step, self.pause = 0, 0, 0.0
-
-    def start_epoch(self, epoch: int) -> None:
-        self.epoch, self.step, self.pause = epoch, 0, 0.0
-
-    def on_batch(self, l: float, mean_loss: float, mean_acc: float) -> None:  # noqa: E741
-        self.step += 1
-        if world()[1] > 1:   # the guard and the points see the means of all ranks (alike)
-            l, mean_loss, mean_acc = (  # noqa: E741
-                v / world()[1] for v in sum_across_ranks([l, mean_loss, mean_acc], self.device))
-        self.guard.check(l, self.epoch + 1, self.step)
-        if self.step % self.every == 0 or self.step == self.num_batches:
-            t0 = time.perf_counter()
-            frac = self.epoch + self.step / (self.num_batches or self.step)
-            self.history.points.append((frac, mean_loss, mean_acc))
-            if self.on_update is not None and is_main():
-                self.on_update(self.history)
-            self.pause += time.perf_counter() - t0
-
-
-def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None, num_epochs: int,
-          lr: float, device: torch.device | str | None = None, *,
+def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
+          num_epochs: int | None = None, lr: float | None = None,
+          device: torch.device | str | None = None, *, recipe: Recipe | None = None,
           val_iter: Iterable | None = None, checkpoint: Any = None, resume: bool = False,
-          max_loss: float | None = None,
           verbose: bool = True, progress: bool | None = None,
-          on_update: Callable[[History], None] | None = None,
-          on_epoch_end: Callable[[History], None] | None = None,
-          **recipe_fields: Any) -> History:
+          on_update: Callable[[History], None] | None = None) -> History:
     """Train ``net`` with minibatch SGD; score a validation set after every epoch and the
     test set once, at the end.
 
-    The call shape is the source's ``train(net, train_iter, test_iter, num_epochs, lr,
-    device)``; with no more arguments it trains as the source does (Xavier init, plain
-    SGD, constant rate, fp32), minus its defects. Any other setting of a
-    :class:`~d2l_resnet.profiles.Recipe` may follow as a keyword, so
-    ``train(net, train_iter, test_iter, **asdict(profile.recipe))`` trains a profile's
-    recipe. In a distributed run (``torchrun``; see :mod:`d2l_resnet.distributed`) the
-    network is wrapped in ``DistributedDataParallel``, the metrics are summed over the
-    ranks, and only rank 0 prints, updates plots and writes checkpoints.
+    ``train(net, train_iter, test_iter, num_epochs, lr, device)`` is the source's call, and
+    trains as the source does (Xavier init, plain SGD, constant rate, fp32), minus its
+    defects. ``train(net, train_iter, test_iter, recipe=profile.recipe)`` trains with a
+    profile's :class:`~d2l_resnet.profiles.Recipe`; ``num_epochs`` and ``lr``, if given,
+    override the recipe's.
 
     Args:
         net: The network; moved to ``device``.
-        train_iter: Training batches ``(X, y)``; iterated once per epoch. With a
-            ``state_dict`` method (:class:`~d2l_resnet.data.InMemoryLoader`) its position
-            is saved in checkpoints.
+        train_iter: Training batches ``(X, y)``, with ``len()``; iterated once per epoch.
+            With a ``state_dict`` method (:class:`~d2l_resnet.data.InMemoryLoader`) its
+            position is saved in checkpoints.
         test_iter: Test batches, scored in full once, after the last epoch (None: none).
             Nothing is chosen on them: that is what ``val_iter`` is for.
         num_epochs: Epochs to train (in total, counting those of a resumed checkpoint).
         lr: Learning rate (the peak rate with ``schedule="onecycle"``).
-        device: Where to train: ``"auto"`` or None (CUDA, else mps, else the CPU), or a
-            name (see :func:`d2l_resnet.devices.get_device`).
+        device: ``"auto"`` or None (CUDA, else mps, else the CPU), or a name.
+        recipe: Every other setting (default: the source's, ``Recipe()``).
         val_iter: Validation batches (held out of the training set), scored in full
             after every epoch: the curve on which settings are chosen.
         checkpoint: Save a checkpoint there after every epoch, atomically.
         resume: Continue from ``checkpoint`` (which must exist): the run ends with the
             same metrics as one that was never interrupted.
-        max_loss: The :class:`DivergenceGuard`'s limit (default 2 ln 10).
-        verbose: Print the header line (device and precision), one line per epoch and
-            the book's final lines.
-        progress: A ``tqdm.auto`` bar over each epoch's batches; None: on unless the
+        verbose: Print a header line (device and precision), one line per epoch and the
+            book's final lines.
+        progress: A progress bar over each epoch's batches; None: on unless the
             environment sets ``TQDM_DISABLE=1``.
         on_update: Called with the history five times per epoch and after each epoch
             (for a live plot, e.g. :class:`d2l_resnet.plot.LivePlot`).
-        on_epoch_end: Called with the history after each epoch (and its checkpoint).
-        **recipe_fields: The other settings of the :class:`~d2l_resnet.profiles.Recipe`.
-
-    Returns:
-        The :class:`History` of the run (with a resumed run, all of its epochs).
 
     Raises:
-        ValueError: If a setting is out of range, or ``resume`` meets an unreadable
-            checkpoint or one of another recipe.
+        ValueError: If a setting is out of range, or ``resume`` meets a checkpoint it
+            cannot continue.
         FileNotFoundError: If ``resume`` finds no checkpoint.
         DivergenceError: If the loss becomes NaN or infinite, or stays far above chance.
     """
-    recipe = Recipe().replace(num_epochs=num_epochs, lr=lr, **recipe_fields)
+    recipe = (recipe or Recipe()).replace(
+        **{k: v for k, v in (("num_epochs", num_epochs), ("lr", lr)) if v is not None})
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path to resume from")
+    if not isinstance(train_iter, Sized):
+        raise ValueError(f"train_iter must have a len() (a DataLoader or a list of batches), "
+                         f"got {type(train_iter).__name__}")
     device = get_device(device)
     precision = resolve_precision(recipe.precision, device)
-    net = _prepare(net, recipe, device)
-    num_batches = len(train_iter) if isinstance(train_iter, Sized) else None
-    optimizer, scheduler = _optimizer(net, recipe, device, num_batches)
+    net = prepare_network(net, recipe, device)
+    optimizer, scheduler = make_optimizer(net, recipe, len(train_iter))
     loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    where = str(device) if world()[1] == 1 else f"{device.type} x {world()[1]} processes"
-    history = History(device=where, lr=lr, precision=str(precision))
+    history = History(device=str(device), lr=recipe.lr, precision=str(precision))
     if resume:
-        history = _resume(checkpoint, recipe, net, optimizer, scheduler, train_iter, device)
-    verbose = verbose and is_main()
+        history = restore_run(load_checkpoint(checkpoint, map_location=device), checkpoint,
+                              recipe, net, optimizer, scheduler, train_iter)
     if verbose:
-        print(f"training on {history.device}, {precision}" + (
+        print(f"training on {device}, {precision}" + (
             f", resuming after epoch {len(history.epochs)}" if history.epochs else ""))
-    guard = DivergenceGuard(lr) if max_loss is None else DivergenceGuard(lr, limit=max_loss)
-    reporter = _Reporter(history, guard, num_batches, on_update, device)
-    for epoch in range(len(history.epochs), num_epochs):
+    guard = DivergenceGuard(recipe.lr)
+    score = {"precision": precision.name, "channels_last": recipe.channels_last,
+             "flip_tta": recipe.flip_tta}
+    for epoch in range(len(history.epochs), recipe.num_epochs):
         t0 = time.perf_counter()
-        reporter.start_epoch(epoch)
-        batches = progress_bar(train_iter, progress if is_main() else False,
-                               total=num_batches, desc=f"epoch {epoch + 1}/{num_epochs}",
-                               unit="batch")
-        mean_loss, mean_acc, n = train_epoch(
-            net, batches, loss, optimizer, scheduler, device=device,
-            precision=precision.name, channels_last=recipe.channels_last,
-            on_batch=reporter.on_batch)
-        train_time = time.perf_counter() - t0 - reporter.pause
-        loss_sum, correct, n = sum_across_ranks([mean_loss * n, mean_acc * n, n], device)
-        sync_buffers(net)        # every rank scores (and rank 0 saves) rank 0's model
-        val_acc = _score(net, val_iter, recipe, precision.name, device) if val_iter else None
-        if epoch + 1 == num_epochs and test_iter is not None:
-            history.test_acc = _score(net, test_iter, recipe, precision.name, device)
-        history.add_epoch(loss_sum / n, correct / n, val_acc, n / train_time,
+        recorder = EpochRecorder(history, guard, epoch, len(train_iter), on_update)
+        batches = progress_bar(train_iter, progress, total=len(train_iter),
+                               desc=f"epoch {epoch + 1}/{recipe.num_epochs}", unit="batch")
+        train_loss, train_acc, n = train_epoch(
+            net, batches, loss, optimizer, scheduler, precision=precision.name,
+            channels_last=recipe.channels_last, on_batch=recorder)
+        train_time = time.perf_counter() - t0 - recorder.pause
+        val_acc = evaluate_accuracy(net, val_iter, **score) if val_iter is not None else None
+        if epoch + 1 == recipe.num_epochs and test_iter is not None:
+            history.test_acc = evaluate_accuracy(net, test_iter, **score)
+        history.add_epoch(train_loss, train_acc, val_acc, n / train_time,
                           time.perf_counter() - t0)
         if verbose:
             print(history.epoch_line())
-        if checkpoint is not None and is_main():
-            save_checkpoint(checkpoint, {
-                "format": FORMAT, "model": _unwrap(net).state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch + 1, "recipe": dataclasses.asdict(recipe),
-                "history": history.to_dict(), "rng": rng_state(),
-                "loader": getattr(train_iter, "state_dict", lambda: None)()})
-        for callback in (on_update, on_epoch_end):
-            if callback is not None and is_main():
-                callback(history)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, checkpoint_state(net, optimizer, scheduler, recipe,
+                                                         history, train_iter))
+        if on_update is not None:
+            on_update(history)
     if verbose:
         print(history.final_lines())
     return history
-
-
-def _score(net: nn.Module, data_iter: Iterable, recipe: Recipe, precision: str,
-           device: torch.device) -> float:
-    """The accuracy on a held-out set; in a distributed run each rank scores its share
-    and the counts are summed, so every example is scored exactly once."""
-    correct, total = 0.0, 0
-    for y_pred, y in _predictions(_unwrap(net), data_iter, device, precision,
-                                  recipe.channels_last, recipe.flip_tta):
-        correct += accuracy(y_pred, y)
-        total += y.numel()
-    correct, total = sum_across_ranks([correct, total], device)
-    if total == 0:
-        raise ValueError("a held-out set yielded no example; pass a non-empty data set")
-    return correct / total

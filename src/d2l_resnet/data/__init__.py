@@ -27,6 +27,7 @@ from d2l_resnet.data.fashion_mnist import (
     read_idx,
 )
 from d2l_resnet.data.in_memory import (
+    DataSplits,
     InMemoryLoader,
     load_data_fashion_mnist_fast,
     load_data_for_profile,
@@ -41,6 +42,7 @@ __all__ = [
     "FASHION_MNIST_MEAN",
     "FASHION_MNIST_STD",
     "DataSource",
+    "DataSplits",
     "DatasetSpec",
     "InMemoryLoader",
     "get_dataloader_workers",

@@ -5,9 +5,9 @@
   from a seed, resumable mid-epoch, and split across the ranks of a distributed run.
 - :func:`stratified_subset` draws a seeded subset with the classes in proportion: the
   ``quick`` profile's subsets and the validation split.
-- :func:`load_data_fashion_mnist_fast` gives ``(train_iter, test_iter)`` like the book's
-  ``load_data_fashion_mnist``, or ``(train_iter, val_iter, test_iter)`` with
-  ``validation=5000``; :func:`load_data_for_profile` does it for a profile.
+- :func:`load_data_fashion_mnist_fast` gives the training, validation (with
+  ``validation=5000``) and test loaders by name (:class:`DataSplits`);
+  :func:`load_data_for_profile` does it for a profile.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from d2l_resnet.data.fashion_mnist import (
 )
 
 __all__ = [
+    "DataSplits",
     "InMemoryLoader",
     "load_data_fashion_mnist_fast",
     "load_data_for_profile",
@@ -379,13 +381,28 @@ def _validation_split(labels: torch.Tensor, size: int) -> tuple[torch.Tensor, to
     return keep.nonzero().flatten(), val
 
 
+@dataclass(frozen=True)
+class DataSplits:
+    """The loaders of :func:`load_data_fashion_mnist_fast`, by name.
+
+    Attributes:
+        train: The training set (shuffled, and augmented if asked).
+        val: The validation split held out of the training set, or None without one.
+        test: The test set.
+    """
+
+    train: InMemoryLoader
+    val: InMemoryLoader | None
+    test: InMemoryLoader
+
+
 def load_data_fashion_mnist_fast(
     batch_size: int, resize: int | None = None, root: str | os.PathLike[str] | None = None,
     *, device: torch.device | str | None = None, augment: bool = False,
     normalize: bool = True, seed: int = 0, train_subset: int | None = None,
     test_subset: int | None = None, validation: int = 0, max_shift: int = 2,
     rank: int = 0, world_size: int = 1,
-) -> tuple[InMemoryLoader, ...]:
+) -> DataSplits:
     """Fashion-MNIST as :class:`InMemoryLoader` (the fast path; same data, same shapes).
 
     Args:
@@ -408,9 +425,9 @@ def load_data_fashion_mnist_fast(
         world_size: The number of processes of a distributed run.
 
     Returns:
-        ``(train_iter, test_iter)``, or ``(train_iter, val_iter, test_iter)`` when
-        ``validation`` > 0: the training set shuffled (and augmented if asked), the others
-        in order; none drops examples.
+        The loaders, by name: ``.train`` (shuffled, and augmented if asked), ``.val``
+        (None unless ``validation`` > 0) and ``.test``, the last two in order; none drops
+        examples.
     """
     check_positive_int("batch_size", batch_size)
     check_positive_int("train_subset", train_subset, allow_none=True)
@@ -424,7 +441,7 @@ def load_data_fashion_mnist_fast(
         parts = {"train": (images[train_idx], labels[train_idx]),
                  "val": (images[val_idx], labels[val_idx])}
     parts["test"] = (test_images, test_labels)
-    loaders = []
+    loaders = {}
     for split, (x, y) in parts.items():
         subset = {"train": train_subset, "test": test_subset}.get(split)
         if subset is not None and subset > len(y):
@@ -433,16 +450,16 @@ def load_data_fashion_mnist_fast(
             idx = stratified_subset(y, subset, seed)
             x, y = x[idx], y[idx]
         train = split == "train"
-        loaders.append(InMemoryLoader(x, y, batch_size, shuffle=train, resize=resize,
-                                      normalize=normalize, augment=augment and train,
-                                      device=device, seed=seed, max_shift=max_shift,
-                                      split=split, rank=rank, world_size=world_size))
-    return tuple(loaders)
+        loaders[split] = InMemoryLoader(x, y, batch_size, shuffle=train, resize=resize,
+                                        normalize=normalize, augment=augment and train,
+                                        device=device, seed=seed, max_shift=max_shift,
+                                        split=split, rank=rank, world_size=world_size)
+    return DataSplits(loaders["train"], loaders.get("val"), loaders["test"])
 
 
 def load_data_for_profile(profile: Any, root: str | os.PathLike[str] | None = None,
                           device: torch.device | str | None = None, *, rank: int = 0,
-                          world_size: int = 1) -> tuple[InMemoryLoader, ...]:
+                          world_size: int = 1) -> DataSplits:
     """The loaders of :func:`load_data_fashion_mnist_fast` as a
     :class:`~d2l_resnet.profiles.Profile` asks: its :class:`~d2l_resnet.profiles.DataSpec`,
     seeded by its recipe's seed (0 if it has none)."""

@@ -2,26 +2,53 @@
 
 Commands:
     data    find Fashion-MNIST, verify it and say where it came from.
-    train   train ResNet-18 with a profile's recipe; the book's final lines.
+    train   train ResNet-18 with a profile's recipe; the book's final lines. Under
+            ``torchrun``, one rank of a data-parallel run.
     bench   measure: ``bench data`` (the two data loaders), ``bench train`` (training),
             ``bench ddp`` (one process vs several under torchrun).
-    experiment  regenerate a committed result: ``experiment lr``, ``experiment recipe``.
+    experiment  regenerate a committed result: ``experiment lr``, ``experiment recipe``,
+            ``experiment depth``.
 
 Each command has an ``_add_<command>`` function that declares its arguments and a
-handler that runs it; ``main`` returns the exit status.
+handler that runs it; ``main`` returns the exit status. Every option is checked here,
+before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from d2l_resnet.devices import PRECISIONS
-from d2l_resnet.model import MIN_SIZE
+from d2l_resnet.checkpoint import load_checkpoint, write_atomically
+from d2l_resnet.checks import check_positive_int
+from d2l_resnet.data import load_data_for_profile, prepare_fashion_mnist
+from d2l_resnet.devices import AVX2_CAPS, PRECISIONS
+from d2l_resnet.extras.bench import bench_data, bench_train, format_bench_data
+from d2l_resnet.extras.bench_ddp import bench_ddp, ddp_worker, report_line
+from d2l_resnet.extras.distributed import (
+    is_main,
+    launched_by_torchrun,
+    on_main,
+    process_group,
+    train_data_parallel,
+)
+from d2l_resnet.extras.experiments import (
+    DEFAULT_DEPTH_NETWORKS,
+    DEPTH_NETWORKS,
+    RECIPE_ROUNDS,
+    machine,
+    run_experiment,
+)
+from d2l_resnet.model import MIN_SIZE, resnet18
 from d2l_resnet.profiles import Profile, get_profile
+from d2l_resnet.train import History, train
 
 __all__ = ["build_parser", "main"]
 
@@ -42,8 +69,6 @@ def _add_data(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_data(args: argparse.Namespace) -> int:
-    from d2l_resnet.data import prepare_fashion_mnist
-
     source = prepare_fashion_mnist(args.root, download=not args.no_download)
     print(source.report())
     return 0
@@ -84,12 +109,6 @@ def _add_bench_train(which: argparse._SubParsersAction) -> None:
 
 
 def _run_bench_train(args: argparse.Namespace) -> int:
-    import os
-    import subprocess
-
-    from d2l_resnet.bench import bench_train
-    from d2l_resnet.devices import AVX2_CAPS
-
     capped = all(os.environ.get(k) == v for k, v in AVX2_CAPS.items())
     if args.isa == "avx2" and not capped:
         # The caps are read when the libraries load, so they need a fresh process.
@@ -110,9 +129,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "train", help="train ResNet-18 on Fashion-MNIST; print the book's final lines",
         description="Train the source's ResNet-18 with a profile's recipe (quick, course, "
-                    "d2l; default: $D2L_RESNET_PROFILE, else course), scoring the whole test "
-                    "set after every epoch. Options override the profile. Under torchrun "
-                    "it trains data-parallel, one process per rank.")
+                    "d2l; default: $D2L_RESNET_PROFILE, else course) and score the whole "
+                    "test set once, after the last epoch. Options override the profile. "
+                    "Under torchrun it trains data-parallel, one process per rank.")
     p.add_argument("--profile", default=None, help="quick, course or d2l")
     p.add_argument("--epochs", type=int, default=None, help="number of epochs")
     p.add_argument("--lr", type=float, default=None, help="(peak) learning rate")
@@ -132,6 +151,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                    help="continue from --checkpoint to the same result as an unbroken run")
     p.add_argument("--root", type=Path, default=None,
                    help="a folder holding Fashion-MNIST (see the data command)")
+    p.add_argument("--history", type=Path, default=None,
+                   help="write the run's history, settings and machine here as JSON "
+                        "(atomically, after the last epoch)")
     p.add_argument("--quiet", action="store_true", help="print the final lines only")
     p.set_defaults(handler=_run_train)
 
@@ -158,44 +180,58 @@ def _train_profile(args: argparse.Namespace) -> Profile:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from d2l_resnet.data import load_data_for_profile
-    from d2l_resnet.distributed import is_main, on_main, process_group
-    from d2l_resnet.model import resnet18
-    from d2l_resnet.train import train
-
     # Under torchrun: one process per rank, joined into a process group; else one process.
     with process_group(args.device) as session:
         with session.agreement() as shared:     # every rank checks; all go on or all stop
             resume = on_main(_resuming, args.resume, args.checkpoint, session.restart_count)
             profile = _train_profile(args)
             session.check_batch(profile.data.batch_size)
-            train_iter, test_iter = load_data_for_profile(
-                profile, root=args.root, device=session.device, rank=session.rank,
-                world_size=session.world_size)
+            data = load_data_for_profile(profile, root=args.root, device=session.device,
+                                         rank=session.rank, world_size=session.world_size)
             shared.update(profile=profile.name, resume=args.resume,
                           checkpoint=str(args.checkpoint), **dataclasses.asdict(profile.recipe),
                           **dataclasses.asdict(profile.data))
         if not args.quiet and is_main():
-            data, recipe = profile.data, profile.recipe
-            _log(f"profile {profile.name}: {recipe.num_epochs} epochs, lr {recipe.lr:g}, "
-                 f"batch {data.batch_size}, size {data.resize or 28}, "
-                 f"{train_iter.num_examples:,} training / {test_iter.num_examples:,} test "
-                 f"examples")
+            _log(f"profile {profile.name}: {profile.recipe.num_epochs} epochs, lr "
+                 f"{profile.recipe.lr:g}, batch {profile.data.batch_size}, size "
+                 f"{profile.data.resize or 28}, {data.train.num_examples:,} training / "
+                 f"{data.test.num_examples:,} test examples")
             if session.launch is not None:
                 _log(session.describe())
             if resume and not args.resume:
                 _log(f"torchrun restarted the processes (restart {session.restart_count}): "
                      f"resuming from {args.checkpoint}")
-        history = train(resnet18(), train_iter, test_iter, device=session.device,
-                        checkpoint=args.checkpoint, resume=resume, verbose=not args.quiet,
-                        progress=False if args.quiet else None,
-                        **dataclasses.asdict(profile.recipe))
-        if args.quiet and is_main():
-            print(history.final_lines())
-        elif is_main():
-            _log(f"{len(history.epochs)} epochs in {history.wall_time / 60:.1f} minutes "
-                 f"(training and scoring)")
+        options = {"checkpoint": args.checkpoint, "resume": resume, "verbose": not args.quiet,
+                   "progress": False if args.quiet else None}
+        started = time.perf_counter()
+        if session.launch is None:
+            history = train(resnet18(), data.train, data.test, device=session.device,
+                            recipe=profile.recipe, **options)
+        else:
+            history = train_data_parallel(resnet18(), data.train, data.test, profile.recipe,
+                                          session.device, **options)
+        if is_main():
+            _report(args, profile, history, time.perf_counter() - started)
     return 0
+
+
+def _report(args: argparse.Namespace, profile: Profile, history: History,
+            seconds: float) -> None:
+    """The end of a run on rank 0: its time, and its history as JSON if asked."""
+    if args.quiet:
+        print(history.final_lines())
+    else:
+        _log(f"{len(history.epochs)} epochs in {history.wall_time / 60:.1f} minutes "
+             f"(training and scoring)")
+    if args.history is not None:
+        run = {"command": "python -m d2l_resnet " + " ".join(args.argv),
+               "profile": profile.name, "recipe": dataclasses.asdict(profile.recipe),
+               "data": dataclasses.asdict(profile.data), "machine": machine(history.device
+                                                                            .split()[0]),
+               "processes": int(os.environ.get("WORLD_SIZE", "1")),
+               "minutes": round(seconds / 60, 2), "date": time.strftime("%Y-%m-%d"),
+               "history": history.to_dict()}
+        write_atomically(args.history, lambda f: f.write(json.dumps(run, indent=1) + "\n"))
 
 
 def _resuming(resume: bool, checkpoint: Path | None, restarts: int) -> bool:
@@ -206,8 +242,6 @@ def _resuming(resume: bool, checkpoint: Path | None, restarts: int) -> bool:
         ValueError: If --resume comes without --checkpoint, or the checkpoint is unreadable.
         FileNotFoundError: If --resume finds no checkpoint.
     """
-    from d2l_resnet.checkpoint import load_checkpoint
-
     if not resume:
         return restarts > 0 and checkpoint is not None and checkpoint.is_file()
     if checkpoint is None:
@@ -242,8 +276,6 @@ def _add_bench_data(which: argparse._SubParsersAction) -> None:
 
 
 def _run_bench_data(args: argparse.Namespace) -> int:
-    from d2l_resnet.bench import bench_data, format_bench_data
-
     if args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     rows = bench_data(args.sizes, batch_size=args.batch_size,
@@ -259,8 +291,10 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         description="lr: the source's recipe at lr 0.9 and 0.05, per-step loss over seeds "
                     "(results/source_lr.csv). recipe: variants of the course recipe scored "
                     "on a validation split of the training set (results/recipe_roundN.csv)."
-                    " Each also writes a JSON file saying how it was made.")
-    which = p.add_subparsers(dest="experiment", required=True, metavar="{lr,recipe}")
+                    " depth: plain against residual networks of 20 and 56 layers and "
+                    "ResNet-18 (results/depth.csv, depth_curves.csv). Each also writes a "
+                    "JSON file saying how it was made.")
+    which = p.add_subparsers(dest="experiment", required=True, metavar="{lr,recipe,depth}")
     lr = which.add_parser("lr", help="does the source's lr 0.9 diverge? (about 90 minutes on a "
                                      "2-core CPU)")
     lr.add_argument("--steps", type=int, default=200, help="steps per run (200)")
@@ -268,17 +302,28 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
     recipe = which.add_parser("recipe", help="the course recipe's choices, on validation "
                                              "(minutes on a GPU, hours on a 2-core CPU)")
     recipe.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per variant (2)")
-    recipe.add_argument("--round", type=int, default=1, choices=(1, 2, 3),
+    recipe.add_argument("--round", type=int, default=1, choices=sorted(RECIPE_ROUNDS),
                         help="1: one change at a time from the starting point; 2: its two "
                              "winners together; 3: shorter schedules (1)")
     recipe.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="only these variants of the round (default: all of "
-                             "d2l_resnet.experiments.RECIPE_ROUNDS[round])")
+                             "d2l_resnet.extras.experiments.RECIPE_ROUNDS[round])")
     recipe.add_argument("--profile", default="course",
                         help="the profile varied (course; quick for a smoke test)")
-    recipe.add_argument("--jobs", type=int, default=1,
-                        help="runs at a time, a process each (1; more on a GPU)")
-    for sub in (lr, recipe):
+    depth = which.add_parser("depth", help="degradation: plain vs residual networks (about 2 "
+                                           "hours on a 2-core CPU)")
+    depth.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per network (2)")
+    depth.add_argument("--networks", nargs="+", default=list(DEFAULT_DEPTH_NETWORKS),
+                       choices=list(DEPTH_NETWORKS), metavar="NAME",
+                       help=f"which networks (default: {', '.join(DEFAULT_DEPTH_NETWORKS)})")
+    depth.add_argument("--train-subset", type=int, default=20_000,
+                       help="training images per run, of the 55,000 of the training split "
+                            "(20000)")
+    depth.add_argument("--epochs", type=int, default=15, help="epochs per run (15)")
+    for sub in (recipe, depth):
+        sub.add_argument("--jobs", type=int, default=1,
+                         help="runs at a time, a process each (1; 2 on 2 cores)")
+    for sub in (lr, recipe, depth):
         sub.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
         sub.add_argument("--out", type=Path, default=None,
                          help="write the results here (default: the project's results/)")
@@ -288,15 +333,17 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
-    from d2l_resnet.checks import check_positive_int
-    from d2l_resnet.experiments import RECIPE_ROUNDS, run_experiment
-
     check_positive_int("--seeds", args.seeds)
     options = {"seeds": range(args.seeds), "root": args.root, "log": _log}
     if args.device is not None:
         options["device"] = args.device
     if args.experiment == "lr":
         options["steps"] = args.steps
+    elif args.experiment == "depth":
+        check_positive_int("--train-subset", args.train_subset)
+        check_positive_int("--epochs", args.epochs)
+        options.update(networks=args.networks, train_subset=args.train_subset,
+                       num_epochs=args.epochs, jobs=args.jobs)
     else:
         variants = RECIPE_ROUNDS[args.round]
         unknown = [v for v in args.variants or [] if v not in variants]
@@ -305,8 +352,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
                              f"{args.round}; expected some of {', '.join(map(repr, variants))}")
         options["variants"] = {v: variants[v] for v in args.variants or variants}
         options.update(profile=get_profile(args.profile), jobs=args.jobs, round=args.round)
-    csv_path, json_path = run_experiment(args.experiment, args.out, **options)
-    print(f"wrote {csv_path} and {json_path}")
+    paths = run_experiment(args.experiment, args.out, **options)
+    print("wrote " + ", ".join(map(str, paths)))
     return 0
 
 
@@ -330,9 +377,6 @@ def _add_bench_ddp(which: argparse._SubParsersAction) -> None:
 
 
 def _run_bench_ddp(args: argparse.Namespace) -> int:
-    from d2l_resnet.distributed import is_main, launched_by_torchrun, process_group
-    from d2l_resnet.parallel import bench_ddp, ddp_worker, report_line
-
     if not args.worker:
         if launched_by_torchrun():
             raise ValueError("bench ddp starts torchrun itself: run `python -m d2l_resnet "

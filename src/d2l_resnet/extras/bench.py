@@ -21,7 +21,6 @@ CPU kernels are capped at AVX2, as on most laptops.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import statistics
 import time
@@ -33,6 +32,16 @@ import torch
 from torch import nn
 
 from d2l_resnet.checks import check_int, check_positive_int
+from d2l_resnet.data import (
+    InMemoryLoader,
+    load_data_fashion_mnist,
+    load_data_for_profile,
+    load_fashion_mnist_tensors,
+)
+from d2l_resnet.devices import AVX2_CAPS, resolve_precision
+from d2l_resnet.model import init_weights, resnet18, summarize
+from d2l_resnet.profiles import get_profile
+from d2l_resnet.train import accuracy, train
 
 __all__ = [
     "DataBenchRow",
@@ -81,8 +90,6 @@ def source_pipeline(batch_size: int = 256, resize: int | None = None, *,
     shuffled, ``num_workers`` worker processes (the source always used 4, which
     :func:`d2l_resnet.data.load_data_fashion_mnist` lowers on small machines).
     """
-    from d2l_resnet.data import load_data_fashion_mnist
-
     with warnings.catch_warnings():
         # PyTorch warns when 4 workers exceed the cores; 4 is the source's choice.
         warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -130,8 +137,6 @@ def bench_data(sizes: Sequence[int] = (28, 96), *, batch_size: int = 256,
         device: Where the in-memory loader works (default: the CPU).
         root: A folder holding the data (see :func:`d2l_resnet.data.prepare_fashion_mnist`).
     """
-    from d2l_resnet.data import InMemoryLoader, load_fashion_mnist_tensors
-
     if not sizes:
         raise ValueError("sizes must name at least one image size, e.g. (28, 96)")
     for size in sizes:
@@ -189,8 +194,6 @@ SPEEDUP_GOAL = 2.5
 def train_flops_per_example(size: int = 28) -> float:
     """FLOPs of one training example of ResNet-18: 3x the forward pass (forward, and the
     backward's two products per layer), convolutions and the linear layer counted."""
-    from d2l_resnet.model import resnet18, summarize
-
     rows = summarize(resnet18(), (1, 1, size, size))
     return 3.0 * sum(r.flops for r in rows)
 
@@ -218,9 +221,6 @@ def matmul_gflops(dtype: torch.dtype = torch.bfloat16, sizes: tuple[int, ...] = 
 
 def source_examples_per_sec(train_iter: Iterable, steps: int, warmup: int) -> float:
     """Examples/s of the source notebook's loop: its DataLoader, fp32, plain SGD, Xavier."""
-    from d2l_resnet.model import init_weights, resnet18
-    from d2l_resnet.train import accuracy
-
     net = init_weights(resnet18(), "xavier")
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05)
     loss = nn.CrossEntropyLoss()
@@ -252,24 +252,17 @@ def project_examples_per_sec(batch_size: int, steps: int, seed: int = 0,
     Two epochs over ``steps`` batches of the training set; the first warms up, the second
     is measured (training steps only, as the book's ``examples/sec``).
     """
-    from d2l_resnet.data import load_data_for_profile
-    from d2l_resnet.model import resnet18
-    from d2l_resnet.profiles import get_profile
-    from d2l_resnet.train import train
-
     profile = get_profile("course").replace(
         batch_size=batch_size, train_subset=steps * batch_size, test_subset=batch_size,
         num_epochs=2, seed=seed, precision=precision)
-    train_iter, test_iter = load_data_for_profile(profile, device="cpu")
-    history = train(resnet18(), train_iter, test_iter, device="cpu", verbose=False,
-                    progress=False, **dataclasses.asdict(profile.recipe))
+    data = load_data_for_profile(profile, device="cpu")
+    history = train(resnet18(), data.train, None, device="cpu", recipe=profile.recipe,
+                    verbose=False, progress=False)
     return history.examples_per_sec[-1]
 
 
 def instruction_set() -> str:
     """What the CPU kernels may use, in words: ATen's level, and oneDNN's cap if set."""
-    from d2l_resnet.devices import AVX2_CAPS
-
     capped = all(os.environ.get(k, "").lower() == v.lower() for k, v in AVX2_CAPS.items())
     level = torch.backends.cpu.get_cpu_capability()
     if capped:
@@ -349,8 +342,6 @@ def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds:
     Raises:
         ValueError: If a count is not a positive integer.
     """
-    from d2l_resnet.devices import resolve_precision
-
     for name, value in (("batch_size", batch_size), ("steps", steps), ("rounds", rounds)):
         check_positive_int(name, value)
     check_int("warmup", warmup)

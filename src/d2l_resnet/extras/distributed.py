@@ -8,13 +8,16 @@ CUDA, one GPU per rank), and :func:`d2l_resnet.train.train` wraps the network in
 ``DistributedDataParallel``, which averages the ranks' gradients after every backward
 pass (an *all-reduce*), so that every rank takes the same step.
 
-The module reads in three parts:
+The module reads in four parts:
 
-- what the training loop needs: :func:`world`, :func:`is_main`, :func:`sum_across_ranks`,
-  :func:`on_main` and :func:`sync_buffers`, no-ops in a single process (rank 0 of 1), so
-  that the loop reads the same either way; and :func:`wrap_ddp`, which also puts
-  synchronized BatchNorm in the network (:class:`SyncBatchNorm2d` on the CPU), so that
-  the ranks together compute the single-process step;
+- the exchanges: :func:`world`, :func:`is_main`, :func:`sum_across_ranks`,
+  :func:`on_main` and :func:`sync_buffers` (no-ops in a single process, rank 0 of 1);
+  and :func:`wrap_ddp`, which also puts synchronized BatchNorm in the network
+  (:class:`SyncBatchNorm2d` on the CPU), so that the ranks together compute the
+  single-process step;
+- :func:`train_data_parallel`: :func:`d2l_resnet.train.train` for one rank, the same
+  epochs of :func:`~d2l_resnet.train.train_epoch` around a ``DistributedDataParallel``
+  network;
 - what ``torchrun`` told this process: :func:`launched_by_torchrun`, :class:`Launch`;
 - the life of a run: :func:`process_group` (join, with a bounded timeout; leave, also on
   errors) and :meth:`Session.agreement` (every rank checks its set-up, and all stop
@@ -31,14 +34,31 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from d2l_resnet.checkpoint import load_checkpoint, save_checkpoint
+from d2l_resnet.devices import get_device, resolve_precision
+from d2l_resnet.notebook import progress_bar
+from d2l_resnet.profiles import Recipe
+from d2l_resnet.train import (
+    DivergenceGuard,
+    EpochRecorder,
+    History,
+    checkpoint_state,
+    count_correct,
+    make_optimizer,
+    prepare_network,
+    restore_run,
+    train_epoch,
+)
 
 __all__ = [
     "THREADS_ENV",
@@ -56,6 +76,7 @@ __all__ = [
     "sync_buffers",
     "threads_per_process",
     "timeout_seconds",
+    "train_data_parallel",
     "world",
     "wrap_ddp",
 ]
@@ -232,6 +253,84 @@ def wrap_ddp(net: nn.Module, device: torch.device, *, sync_bn: bool = True
         net = sync_batchnorm(net, device)
     return nn.parallel.DistributedDataParallel(
         net, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+# -- training, one rank of many ------------------------------------------------------------
+
+
+def train_data_parallel(net: nn.Module, train_iter: Any, test_iter: Iterable | None,
+                        recipe: Recipe, device: torch.device, *,
+                        val_iter: Iterable | None = None, checkpoint: Any = None,
+                        resume: bool = False, verbose: bool = True,
+                        progress: bool | None = None) -> History:
+    """:func:`d2l_resnet.train.train` for one rank of a run that ``torchrun`` started.
+
+    The same epochs of :func:`~d2l_resnet.train.train_epoch`, with these differences: the
+    network is wrapped in ``DistributedDataParallel`` (:func:`wrap_ddp`: BatchNorm
+    synchronized, the gradients averaged in every backward pass); ``train_iter`` yields
+    this rank's share of each batch; the metrics (each step's, for the divergence guard
+    and the curves, each epoch's, and the held-out scores) are summed over the ranks, so
+    that every rank sees the same and stops alike; only rank 0 prints and writes the
+    checkpoint, which rank 0 alone reads back to resume.
+    """
+    precision = resolve_precision(recipe.precision, device)
+    ddp = wrap_ddp(prepare_network(net, recipe, device), device)
+    optimizer, scheduler = make_optimizer(ddp, recipe, len(train_iter))
+    loss = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    history = History(device=f"{device.type} x {world()[1]} processes", lr=recipe.lr,
+                      precision=str(precision))
+    if resume:
+        history = restore_run(on_main(load_checkpoint, checkpoint), checkpoint, recipe,
+                              ddp.module, optimizer, scheduler, train_iter)
+    verbose = verbose and is_main()
+    if verbose:
+        print(f"training on {history.device}, {precision}" + (
+            f", resuming after epoch {len(history.epochs)}" if history.epochs else ""))
+    guard = DivergenceGuard(recipe.lr)
+    score = {"precision": precision.name, "channels_last": recipe.channels_last,
+             "flip_tta": recipe.flip_tta}
+    for epoch in range(len(history.epochs), recipe.num_epochs):
+        t0 = time.perf_counter()
+        recorder = EpochRecorder(history, guard, epoch, len(train_iter), None)
+
+        def on_batch(step_loss: float, correct: float, size: int,
+                     recorder: Any = recorder) -> None:
+            loss_sum, correct_sum, n = sum_across_ranks([step_loss * size, correct, size],
+                                                        device)
+            recorder(loss_sum / n, correct_sum, int(n))
+
+        batches = progress_bar(train_iter, progress if is_main() else False,
+                               total=len(train_iter),
+                               desc=f"epoch {epoch + 1}/{recipe.num_epochs}", unit="batch")
+        mean_loss, mean_acc, n = train_epoch(
+            ddp, batches, loss, optimizer, scheduler, precision=precision.name,
+            channels_last=recipe.channels_last, on_batch=on_batch)
+        train_time = time.perf_counter() - t0
+        loss_sum, correct, n = sum_across_ranks([mean_loss * n, mean_acc * n, n], device)
+        sync_buffers(ddp)        # every rank scores (and rank 0 saves) rank 0's model
+        val_acc = _score(ddp.module, val_iter, score, device) if val_iter else None
+        if epoch + 1 == recipe.num_epochs and test_iter is not None:
+            history.test_acc = _score(ddp.module, test_iter, score, device)
+        history.add_epoch(loss_sum / n, correct / n, val_acc, n / train_time,
+                          time.perf_counter() - t0)
+        if verbose:
+            print(history.epoch_line())
+        if checkpoint is not None and is_main():
+            save_checkpoint(checkpoint, checkpoint_state(ddp.module, optimizer, scheduler,
+                                                         recipe, history, train_iter))
+    if verbose:
+        print(history.final_lines())
+    return history
+
+
+def _score(net: nn.Module, data_iter: Iterable, score: dict[str, Any],
+           device: torch.device) -> float:
+    """The accuracy on a held-out set that the ranks share: each scores its share, and the
+    counts are summed, so every example is scored exactly once."""
+    correct, total = sum_across_ranks(count_correct(net, data_iter, **score), device)
+    if total == 0:
+        raise ValueError("a held-out set yielded no example; pass a non-empty data set")
+    return correct / total
 
 
 # -- what torchrun told this process ------------------------------------------------------------
@@ -475,8 +574,6 @@ def _disagreement(gathered: Sequence[tuple[str | None, dict[str, Any]]]) -> str 
 
 def _rank_device(name: str | torch.device | None, launch: Launch) -> torch.device:
     """This rank's device: ``cuda:LOCAL_RANK`` on GPUs, else the CPU."""
-    from d2l_resnet.devices import get_device
-
     auto = name is None or (isinstance(name, str) and name.strip().lower() == "auto")
     device = get_device(name)
     if device.type == "mps":
@@ -548,8 +645,6 @@ def process_group(device: str | torch.device | None = None) -> Iterator[Session]
         ValueError: If the environment or the device does not fit a distributed run.
         RuntimeError: If this rank cannot reach the others in time, or loses them later.
     """
-    from d2l_resnet.devices import get_device
-
     if not launched_by_torchrun():
         yield Session(get_device(device))
         return

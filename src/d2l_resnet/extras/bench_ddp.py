@@ -1,22 +1,10 @@
-"""What data parallelism computes and costs: notebook 06's experiments and ``bench ddp``.
+"""``python -m d2l_resnet bench ddp``: one process against several, where the time goes.
 
-Each function of the first part runs in every process of a group started by
-:func:`d2l_resnet.launch.spawn` (and alone, in one process, for the reference):
-
-- :func:`shard_gradient`: ResNet-18's gradient as ``DistributedDataParallel`` leaves it
-  on each rank (the average of the ranks' gradients on their shares of one batch), or,
-  alone, the gradient of the whole batch; :func:`shard_gradients` with BatchNorm in
-  eval mode, in train mode, and in train mode synchronized across the ranks;
-- :func:`batchnorm_statistics`: the per-channel mean and variance BatchNorm computes
-  from a rank's share, and those of the whole batch, reduced across ranks as
-  ``SyncBatchNorm`` does;
-- :func:`try_sync_batchnorm`: what ``SyncBatchNorm`` does with CPU tensors (alone and in
-  ``DistributedDataParallel``);
-- :func:`allreduce_seconds`: how long one all-reduce of n float32 values takes.
-
-The second part is ``python -m d2l_resnet bench ddp``: :func:`bench_ddp` starts
-``torchrun`` with 1 and with 2 processes (the same threads in all), each runs
-:func:`ddp_worker`, and :class:`DdpBench` puts what rank 0 reports side by side.
+:func:`bench_ddp` starts ``torchrun`` with 1 and with 2 processes (the same threads in
+all); each runs :func:`ddp_worker`, which times training steps as ``train`` takes them
+(gradients all-reduced, BatchNorm synchronized), with BatchNorm per process, and with no
+communication at all, and an all-reduce of the gradients alone; :class:`DdpBench` puts
+what rank 0 reports side by side.
 """
 
 from __future__ import annotations
@@ -36,144 +24,16 @@ import torch.distributed as dist
 from torch import nn
 
 from d2l_resnet.checks import check_int, check_positive_int
-from d2l_resnet.distributed import world, wrap_ddp
+from d2l_resnet.data import InMemoryLoader, load_fashion_mnist_tensors
+from d2l_resnet.devices import resolve_precision
+from d2l_resnet.extras.distributed import world, wrap_ddp
+from d2l_resnet.extras.launch import run_torchrun
+from d2l_resnet.extras.parallel import allreduce_seconds
+from d2l_resnet.model import count_parameters, init_weights, resnet18, use_matmul_convs
+from d2l_resnet.profiles import get_profile
+from d2l_resnet.train import train_epoch
 
-__all__ = [
-    "GRADIENT_CASES",
-    "DdpBench",
-    "allreduce_seconds",
-    "batchnorm_statistics",
-    "bench_ddp",
-    "ddp_worker",
-    "shard_gradient",
-    "shard_gradients",
-    "try_sync_batchnorm",
-]
-
-
-def _share(X: torch.Tensor, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """This rank's rows of a batch: ``[r*B//W, (r+1)*B//W)``, as the loader gives them."""
-    rank, w = world()
-    b = len(X)
-    rows = slice(rank * b // w, (rank + 1) * b // w)
-    return (X[rows], *(t[rows] for t in tensors))
-
-
-def shard_gradient(X: torch.Tensor, y: torch.Tensor, *, train_mode: bool,
-                   sync_bn: bool = False, seed: int = 0) -> torch.Tensor:
-    """ResNet-18's gradient of the mean cross-entropy loss, flattened (P,).
-
-    The network is made from ``seed`` (Xavier init, as the source), so every process
-    holds the same one. In a process group each rank computes the loss on its share of
-    the batch ``(X, y)`` and ``DistributedDataParallel`` averages the gradients of all
-    ranks during the backward pass; the result, the same on every rank, is returned.
-    Alone, it is the gradient of the whole batch.
-
-    Args:
-        X: Images (B, 1, H, W).
-        y: Labels (B,).
-        train_mode: BatchNorm in train mode (statistics of the batch each process sees)
-            or in eval mode (its running statistics: the network is then the same
-            function of each example wherever the example is).
-        sync_bn: In a process group, synchronize BatchNorm across the ranks
-            (:func:`d2l_resnet.distributed.sync_batchnorm`), as ``train`` does.
-        seed: Seeds the network's initialisation.
-    """
-    from d2l_resnet.model import init_weights, resnet18
-
-    torch.manual_seed(seed)
-    net: nn.Module = init_weights(resnet18(), "xavier")
-    net.train(train_mode)
-    if world()[1] > 1:
-        net = wrap_ddp(net, torch.device("cpu"), sync_bn=sync_bn)
-    X_share, y_share = _share(X, y)
-    nn.functional.cross_entropy(net(X_share), y_share).backward()
-    return torch.cat([p.grad.flatten() for p in net.parameters()])
-
-
-#: The three ways :func:`shard_gradients` runs BatchNorm: (train_mode, sync_bn).
-GRADIENT_CASES = {"eval mode": (False, False), "train mode": (True, False),
-                  "train mode, synchronized": (True, True)}
-
-
-def shard_gradients(X: torch.Tensor, y: torch.Tensor, seed: int = 0
-                    ) -> dict[str, torch.Tensor]:
-    """:func:`shard_gradient` for each of :data:`GRADIENT_CASES` (one process start for
-    all three): BatchNorm in eval mode, in train mode on each rank's share, and in train
-    mode synchronized across the ranks."""
-    return {case: shard_gradient(X, y, train_mode=train_mode, sync_bn=sync_bn, seed=seed)
-            for case, (train_mode, sync_bn) in GRADIENT_CASES.items()}
-
-
-def batchnorm_statistics(X: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
-    """What the first BatchNorm of ResNet-18 (after b1's 7x7 convolution) normalizes
-    with in train mode: per-channel means and variances (64,).
-
-    Returns:
-        ``"own_mean"``, ``"own_var"``: from this rank's share of ``X`` only, what
-        ``nn.BatchNorm2d`` uses in each process of a data-parallel run;
-        ``"synced_mean"``, ``"synced_var"``: from the sums over all ranks' shares (two
-        all-reduces: of the sums and of the sums of squares, with the counts), what
-        ``SyncBatchNorm`` computes. Alone, both are the whole batch's.
-    """
-    from d2l_resnet.model import resnet18
-
-    torch.manual_seed(seed)
-    conv = resnet18()[0][0]
-    with torch.no_grad():
-        Z = conv(_share(X)[0]).double()                          # (b, 64, h, w)
-        count = torch.tensor([float(Z.numel() // Z.shape[1])], dtype=torch.float64)
-        sums = torch.stack([Z.sum(dim=(0, 2, 3)), (Z * Z).sum(dim=(0, 2, 3))])   # (2, 64)
-        own_mean = sums[0] / count
-        own_var = sums[1] / count - own_mean**2
-        if world()[1] > 1:
-            dist.all_reduce(sums)
-            dist.all_reduce(count)
-        mean = sums[0] / count
-    return {"own_mean": own_mean, "own_var": own_var, "synced_mean": mean,
-            "synced_var": sums[1] / count - mean**2}
-
-
-def try_sync_batchnorm() -> dict[str, str]:
-    """Try ``SyncBatchNorm`` on CPU tensors in this process group, in train mode: the layer
-    alone, and inside ``DistributedDataParallel``.
-
-    Returns:
-        ``{"layer": ..., "ddp": ...}``, each ``"ran"`` or the error raised, as
-        ``"TypeName: message"``.
-    """
-    outcomes = {}
-    for where in ("layer", "ddp"):
-        layer: nn.Module = nn.SyncBatchNorm(4).train()
-        try:
-            if where == "ddp":
-                layer = nn.parallel.DistributedDataParallel(layer)
-            layer(torch.randn(4, 4, 2, 2))
-            outcomes[where] = "ran"
-        except (ValueError, RuntimeError) as err:
-            outcomes[where] = f"{type(err).__name__}: {err}"
-    return outcomes
-
-
-def allreduce_seconds(numel: int, repeats: int = 5) -> list[float]:
-    """Seconds of each of ``repeats`` all-reduces (sums) of ``numel`` float32 values on
-    this rank, after one to warm up; the ranks start each one together (a barrier)."""
-    check_positive_int("numel", numel)
-    check_positive_int("repeats", repeats)
-    if world()[1] == 1:
-        return [0.0] * repeats
-    t = torch.ones(numel)
-    dist.all_reduce(t)
-    seconds = []
-    for _ in range(repeats):
-        dist.barrier()
-        t0 = time.perf_counter()
-        dist.all_reduce(t)
-        seconds.append(time.perf_counter() - t0)
-    return seconds
-
-
-# -- bench ddp --------------------------------------------------------------------------------
+__all__ = ["DdpBench", "bench_ddp", "ddp_worker", "report_line"]
 
 #: The line prefix by which rank 0 of a worker reports its measurements.
 REPORT_PREFIX = "d2l-resnet-bench-ddp "
@@ -182,9 +42,6 @@ REPORT_PREFIX = "d2l-resnet-bench-ddp "
 def _bench_net(sync_bn: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The course recipe's network (in DDP with several ranks, BatchNorm synchronized or
     not) and its optimizer."""
-    from d2l_resnet.model import init_weights, resnet18, use_matmul_convs
-    from d2l_resnet.profiles import get_profile
-
     recipe = get_profile("course").recipe
     torch.manual_seed(0)
     net: nn.Module = use_matmul_convs(init_weights(resnet18(), recipe.init))
@@ -201,15 +58,13 @@ def _bench_steps(sync_bn: bool, sync_grads: bool, loader: Any, warmup: int, step
                  precision: str) -> float:
     """Seconds per training step (after ``warmup`` steps) of :func:`_bench_net`; without
     ``sync_grads`` inside DDP's ``no_sync`` (the gradients are not all-reduced)."""
-    from d2l_resnet.train import train_epoch
-
     net, optimizer = _bench_net(sync_bn)
     loss, w = nn.CrossEntropyLoss(), world()[1]
     batches = iter(loader)
 
     def run(k: int) -> None:
-        train_epoch(net, islice(batches, k), loss, optimizer, device="cpu",
-                    precision=precision, channels_last=True)
+        train_epoch(net, islice(batches, k), loss, optimizer, precision=precision,
+                    channels_last=True)
 
     run(warmup)
     if w > 1:
@@ -235,11 +90,6 @@ def ddp_worker(batch_size: int = 256, steps: int = 10, warmup: int = 2) -> dict[
         Seconds per step of each kind, seconds per all-reduce, and the run's shape
         (processes, threads, precision).
     """
-    from d2l_resnet.data import InMemoryLoader, load_fashion_mnist_tensors
-    from d2l_resnet.devices import resolve_precision
-    from d2l_resnet.model import count_parameters, resnet18
-    from d2l_resnet.profiles import get_profile
-
     rank, w = world()
     precision = resolve_precision(get_profile("course").recipe.precision, "cpu")
     images, labels = load_fashion_mnist_tensors(True)
@@ -332,8 +182,6 @@ def bench_ddp(batch_size: int = 256, steps: int = 10, nprocs: int = 2, rounds: i
         ValueError: If a count is out of range or ``batch_size`` cannot be shared.
         RuntimeError: If a run fails (its output is in the message).
     """
-    from d2l_resnet.launch import run_torchrun
-
     for name, value in (("batch_size", batch_size), ("steps", steps), ("nprocs", nprocs),
                         ("rounds", rounds)):
         check_positive_int(name, value)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from d2l_resnet.checks import check_positive_int
-from d2l_resnet.distributed import threads_per_process
+from d2l_resnet.extras.distributed import threads_per_process
 
 __all__ = ["free_port", "run_torchrun", "spawn", "torchrun_command"]
 

@@ -4,7 +4,7 @@ Each function returns one self-contained SVG document (a string): boxes, arrows 
 in a fixed palette, about 680 pixels wide, with no random ids, dates or external fonts,
 so the same call always gives the same bytes. A notebook shows one with
 ``IPython.display.SVG(residual_block_svg())``; :func:`write_figures` (or
-``python -m d2l_resnet.diagrams notebooks/figures``) writes them all as files.
+``python -m d2l_resnet.extras.diagrams notebooks/figures``) writes them all as files.
 
 - :func:`residual_block_svg`: the residual block, with the identity or the 1x1 shortcut.
 - :func:`function_classes_svg`: non-nested and nested function classes.
@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape
 from torch import nn
 
 from d2l_resnet.checks import check_choice
+from d2l_resnet.model import Residual, resnet18, summarize
 
 __all__ = [
     "FIGURES",
@@ -323,8 +324,6 @@ def function_classes_svg() -> str:
 
 def _describe(module: nn.Module) -> str:
     """A short description of one top-level module of ResNet-18, read from the module."""
-    from d2l_resnet.model import Residual
-
     if isinstance(module, nn.Sequential) and all(isinstance(m, Residual) for m in module):
         blocks = list(module)
         first = blocks[0]
@@ -372,8 +371,6 @@ def resnet18_stages_svg(size: int = 28) -> str:
     Args:
         size: Height and width of the input image (at least 17, see ``MIN_SIZE``).
     """
-    from d2l_resnet.model import resnet18, summarize
-
     net = resnet18()
     rows = summarize(net, (1, 1, size, size))
     names = ["b1", "b2", "b3", "b4", "b5", "avgpool", "flatten", "linear"]
@@ -435,10 +432,10 @@ def write_figures(folder: str | Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m d2l_resnet.diagrams FOLDER``: write the diagrams as SVG files."""
+    """``python -m d2l_resnet.extras.diagrams FOLDER``: write the diagrams as SVG files."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m d2l_resnet.diagrams FOLDER   (e.g. notebooks/figures)",
+        print("usage: python -m d2l_resnet.extras.diagrams FOLDER   (e.g. notebooks/figures)",
               file=sys.stderr)
         return 2
     for path in write_figures(args[0]):
