@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from IPython.display import SVG
 
 from d2l_resnet import Residual, count_parameters, show_source
-from d2l_resnet.diagrams import function_classes_svg, residual_block_svg
+from d2l_resnet.extras.diagrams import function_classes_svg, residual_block_svg
 
 _ = torch.manual_seed(0)  # the same random numbers on every run
 

@@ -37,7 +37,7 @@ from d2l_resnet import (
     show_source,
     summarize,
 )
-from d2l_resnet.diagrams import resnet18_stages_svg
+from d2l_resnet.extras.diagrams import resnet18_stages_svg
 from d2l_resnet.plot import plot_cost_shares
 
 _ = torch.manual_seed(0)  # the same random numbers on every run

@@ -37,7 +37,7 @@ import torch
 from IPython.display import display
 
 from d2l_resnet import get_profile, resnet18, show_source, summarize
-from d2l_resnet.bench import source_pipeline
+from d2l_resnet.extras.bench import source_pipeline
 from d2l_resnet.data import (
     FASHION_MNIST,
     FASHION_MNIST_LABELS,

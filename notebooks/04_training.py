@@ -54,7 +54,7 @@ from d2l_resnet.data import (
     load_data_for_profile,
 )
 from d2l_resnet.devices import resolve_precision
-from d2l_resnet.experiments import (
+from d2l_resnet.extras.experiments import (
     guard_stop,
     longest_stretch_above,
     lr_runs,

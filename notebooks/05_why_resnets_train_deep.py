@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from IPython.display import SVG
 
 from d2l_resnet import get_profile, show_source
-from d2l_resnet.diagrams import preactivation_svg
+from d2l_resnet.extras.diagrams import preactivation_svg
 from d2l_resnet.gradients import (
     StackBlock,
     block_jacobians,

@@ -32,7 +32,7 @@
 # whole run, exchanging only gradients. The processes are started by `torchrun`, and
 # the same command runs on the CPU of a laptop, on the GPUs of one machine, or on
 # several machines. `python -m d2l_resnet train` does all three (the package notices
-# that `torchrun` started it; see `d2l_resnet.distributed`). Unlike the book, it keeps
+# that `torchrun` started it; see `d2l_resnet.extras.distributed`). Unlike the book, it keeps
 # the *global* batch fixed: with 2 processes each takes half of every batch, so the run
 # computes what one process computes, up to rounding (BatchNorm needs care: see below).
 #
@@ -59,10 +59,10 @@ from IPython.display import display
 from d2l_resnet import get_profile, show_source
 from d2l_resnet.checkpoint import load_checkpoint
 from d2l_resnet.data import InMemoryLoader, load_data_for_profile, load_fashion_mnist_tensors
-from d2l_resnet.distributed import SyncBatchNorm2d
-from d2l_resnet.launch import run_torchrun, spawn, torchrun_command
+from d2l_resnet.extras.distributed import SyncBatchNorm2d
+from d2l_resnet.extras.launch import run_torchrun, spawn, torchrun_command
 from d2l_resnet.model import count_parameters, resnet18
-from d2l_resnet.parallel import (
+from d2l_resnet.extras.parallel import (
     GRADIENT_CASES,
     allreduce_seconds,
     batchnorm_statistics,
@@ -106,7 +106,7 @@ show_source(shard_gradient)
 
 # %% [markdown]
 # Two processes, started by `spawn` from the package (a process cannot run a function
-# defined in a notebook cell, so the functions live in `d2l_resnet.parallel`), each with
+# defined in a notebook cell, so the functions live in `d2l_resnet.extras.parallel`), each with
 # 8 of the 16 images. Each computes the gradient three ways, for this section and the
 # next: BatchNorm in eval mode, in train mode, and in train mode synchronized. Then the
 # same in this process, on all 16 images:

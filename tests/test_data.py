@@ -197,7 +197,7 @@ def test_bad_loader_arguments() -> None:
 
 
 def test_data_command_reports_a_missing_folder(tmp_path, capsys) -> None:
-    from d2l_resnet.cli import main
+    from d2l_resnet.extras.cli import main
 
     assert main(["data", "--root", str(tmp_path), "--no-download"]) == 2
     err = capsys.readouterr().err
@@ -221,3 +221,24 @@ def test_real_fashion_mnist() -> None:
     assert float(X.min()) >= 0.0 and float(X.max()) <= 1.0
     assert torch.equal(y, labels[:256])
     assert len(train_iter) == 235 and len(test_iter) == 40
+
+
+def test_the_fast_loader_names_its_splits_and_holds_the_validation_split_out() -> None:
+    try:
+        prepare_fashion_mnist(download=False)
+    except FileNotFoundError as err:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Fashion-MNIST not prepared here (run `make data`): {err}")
+    splits = data.load_data_fashion_mnist_fast(256, validation=5000, train_subset=1000,
+                                               test_subset=500)
+    assert (splits.train.num_examples, splits.val.num_examples,
+            splits.test.num_examples) == (1000, 5000, 500)
+    assert torch.bincount(splits.val.labels).tolist() == [500] * 10      # stratified
+    assert (splits.train.split, splits.val.split, splits.test.split) == ("train", "val",
+                                                                          "test")
+    whole = data.load_data_fashion_mnist_fast(256)
+    assert whole.val is None and whole.train.num_examples == 60_000
+    # The validation images are held out: the training split has 55,000 without a subset.
+    assert data.load_data_fashion_mnist_fast(256, validation=5000).train.num_examples == \
+        55_000

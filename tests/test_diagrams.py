@@ -1,4 +1,4 @@
-"""The diagrams of d2l_resnet.diagrams: well-formed, legible, computed, and committed as drawn."""
+"""The diagrams of d2l_resnet.extras.diagrams: well-formed, legible, computed, and committed as drawn."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from d2l_resnet import resnet18, summarize
-from d2l_resnet.diagrams import (
+from d2l_resnet.extras.diagrams import (
     FIGURES,
     NESTED,
     NON_NESTED,
@@ -34,10 +34,10 @@ def _texts(svg: str) -> list[str]:
 @pytest.mark.parametrize("name", list(FIGURES))
 def test_committed_figure_is_what_the_code_draws(name: str) -> None:
     path = COMMITTED / name
-    assert path.is_file(), f"{path} is missing: run python -m d2l_resnet.diagrams notebooks/figures"
+    assert path.is_file(), f"{path} is missing: run python -m d2l_resnet.extras.diagrams notebooks/figures"
     assert path.read_text(encoding="utf-8") == FIGURES[name]() + "\n", (
-        f"{name} differs from what d2l_resnet.diagrams draws now: run "
-        "python -m d2l_resnet.diagrams notebooks/figures and commit the result")
+        f"{name} differs from what d2l_resnet.extras.diagrams draws now: run "
+        "python -m d2l_resnet.extras.diagrams notebooks/figures and commit the result")
 
 
 def test_no_stray_figures_are_committed() -> None:

@@ -22,9 +22,9 @@ import pytest
 import torch
 
 from d2l_resnet.checkpoint import load_checkpoint
-from d2l_resnet.cli import main
+from d2l_resnet.extras.cli import main
 from d2l_resnet.data import InMemoryLoader
-from d2l_resnet.distributed import (
+from d2l_resnet.extras.distributed import (
     Launch,
     Session,
     SyncBatchNorm2d,
@@ -34,8 +34,8 @@ from d2l_resnet.distributed import (
     threads_per_process,
     timeout_seconds,
 )
-from d2l_resnet.launch import free_port, run_torchrun, spawn, torchrun_command
-from d2l_resnet.parallel import GRADIENT_CASES, shard_gradient, shard_gradients
+from d2l_resnet.extras.launch import free_port, run_torchrun, spawn, torchrun_command
+from d2l_resnet.extras.parallel import GRADIENT_CASES, shard_gradient, shard_gradients
 from d2l_resnet.profiles import PROFILES
 
 TRAIN = ["-m", "d2l_resnet", "train", "--profile", "quick", "--device", "cpu", "--quiet"]

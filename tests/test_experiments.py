@@ -7,20 +7,24 @@ import math
 
 import pytest
 
-from d2l_resnet.cli import main
-from d2l_resnet.experiments import (
+from d2l_resnet.extras.cli import main
+from d2l_resnet.extras.experiments import (
+    DEPTH_NETWORKS,
     RECIPE_ROUNDS,
-    guard_stop,
-    longest_stretch_above,
-    lr_runs,
-    read_course_log,
-    read_results,
+    depth_runs,
     recipe_runs,
-    recipe_table,
     source_lr_runs,
     write_results,
 )
 from d2l_resnet.profiles import get_profile
+from d2l_resnet.results import (
+    guard_stop,
+    longest_stretch_above,
+    lr_runs,
+    read_results,
+    read_run,
+    recipe_table,
+)
 from d2l_resnet.train import DivergenceGuard
 
 
@@ -31,7 +35,7 @@ def test_source_lr_runs_record_every_step_of_each_rate_and_seed() -> None:
     first = {r["lr"]: float(r["loss"]) for r in rows if r["step"] == 1}
     # The same initial weights and batch: the first losses agree, the rates differ after.
     assert first[0.9] == pytest.approx(first[0.05])
-    with pytest.raises(ValueError, match="steps must be at most 234"):
+    with pytest.raises(ValueError, match="234"):      # the most steps in one epoch
         source_lr_runs(steps=300)
 
 
@@ -49,6 +53,31 @@ def test_recipe_runs_score_the_validation_split_every_epoch_and_flips_at_the_end
     assert table[0]["mean"] == pytest.approx(float(rows[1]["val_acc"]))
 
 
+def test_depth_runs_train_each_network_alike_and_record_epochs_and_points() -> None:
+    per_epoch, curves = depth_runs(["plain-20", "ResNet-20"], seeds=[0], train_subset=256,
+                                   num_epochs=2, batch_size=64, validation=128, device="cpu")
+    assert [(r["network"], r["epoch"]) for r in per_epoch] == [
+        ("plain-20", 1), ("plain-20", 2), ("ResNet-20", 1), ("ResNet-20", 2)]
+    assert all(0 <= float(r["train_err"]) <= 1 and 0 <= float(r["val_acc"]) <= 1
+               for r in per_epoch)
+    # Four batches an epoch: a point after each, two epochs, two networks.
+    assert [float(r["epoch"]) for r in curves[:4]] == [0.25, 0.5, 0.75, 1.0]
+    assert len(curves) == 2 * 2 * 4
+    with pytest.raises(ValueError, match="'VGG-16'"):
+        depth_runs(["VGG-16"])
+
+
+def test_the_depth_networks_are_the_papers_family() -> None:
+    params = {name: sum(p.numel() for p in build().parameters())
+              for name, build in DEPTH_NETWORKS.items() if name.endswith(("20", "56", "110"))}
+    # He et al. 2015, Table 6: 0.27M, 0.85M and 1.7M parameters (our stage transitions
+    # add two 1x1 projections, a few thousand parameters).
+    assert round(params["ResNet-20"] / 1e6, 2) == 0.27
+    assert round(params["ResNet-56"] / 1e6, 2) == 0.86
+    assert round(params["ResNet-110"] / 1e6, 1) == 1.7
+    assert params["plain-56"] < params["ResNet-56"]          # no projections
+
+
 def test_results_are_written_atomically_and_read_back(tmp_path, monkeypatch) -> None:
     rows = [{"lr": 0.9, "seed": 0, "step": 1, "loss": "2.5"}]
     write_results("demo", rows, {"command": "x"}, tmp_path)
@@ -63,8 +92,9 @@ def test_results_are_written_atomically_and_read_back(tmp_path, monkeypatch) -> 
         write_results("demo", [{"lr": 1, "seed": 1, "step": 1, "loss": "9"}], {}, tmp_path)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.csv", "demo.json"]
-    with pytest.raises(FileNotFoundError, match="python -m d2l_resnet experiment nothing"):
-        read_results("nothing", tmp_path)
+    assert read_results("demo", tmp_path)[0][0]["loss"] == "2.5"      # the old, whole
+    with pytest.raises(FileNotFoundError, match="experiment depth"):
+        read_results("depth", tmp_path)
 
 
 def test_reading_the_lr_runs_and_what_the_guard_would_do() -> None:
@@ -80,45 +110,30 @@ def test_reading_the_lr_runs_and_what_the_guard_would_do() -> None:
     assert guard_stop(runs[0.9, 1], DivergenceGuard(0.9)) == 1
 
 
-def test_the_committed_results_hold_what_the_notebook_reads() -> None:
-    for name in ("recipe_round1", "recipe_round2"):
-        rows, meta = read_results(name)
-        round_ = int(name[-1])
+def test_the_committed_results_hold_what_the_notebooks_read() -> None:
+    for round_ in RECIPE_ROUNDS:
+        rows, meta = read_results(f"recipe_round{round_}")
         assert {r["variant"] for r in rows} == set(RECIPE_ROUNDS[round_])
         assert meta["command"].startswith(f"python -m d2l_resnet experiment recipe --round "
                                           f"{round_}")
     rows, meta = read_results("source_lr")
     assert {float(r["lr"]) for r in rows} == {0.9, 0.05}
     assert meta["command"].startswith("python -m d2l_resnet experiment lr")
+    rows, meta = read_results("depth")
+    assert {"plain-20", "ResNet-20", "plain-56", "ResNet-56", "plain-18",
+            "ResNet-18"} <= {r["network"] for r in rows}
+    assert meta["command"].startswith("python -m d2l_resnet experiment depth")
+    for name in ("course_cpu_native", "course_cpu_avx2"):
+        history, run = read_run(name)
+        assert history.test_acc is not None and len(history.epochs) == \
+            run["recipe"]["num_epochs"]
+        assert run["command"].startswith("python -m d2l_resnet train")
 
 
-def test_experiment_command_refuses_unknown_variants(capsys) -> None:
+def test_experiment_command_refuses_unknown_variants_and_counts(capsys) -> None:
     assert main(["experiment", "recipe", "--variants", "no dropout"]) == 2
-    assert "unknown variant(s) 'no dropout' of round 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'no dropout'" in err and "round 1" in err and "'lr 0.2'" in err
     assert main(["experiment", "lr", "--seeds", "0"]) == 2
-    assert "--seeds must be a positive integer" in capsys.readouterr().err
-
-
-LOG = """# a machine
-$ python -m d2l_resnet train --profile course
-training on cpu, precision fp32 (this CPU has no native bfloat16)
-epoch 1, loss 1.233, train acc 0.664, 544 examples/sec, 110 s
-epoch 2, loss 0.761, train acc 0.880, 630 examples/sec, 95 s
-loss 0.761, train acc 0.880, test acc 0.875
-587.5 examples/sec on cpu
-"""
-
-
-def test_a_course_log_is_read_with_its_own_total_time(tmp_path) -> None:
-    log = tmp_path / "course.log"
-    log.write_text(LOG)
-    run = read_course_log(log)
-    assert run["command"] == "python -m d2l_resnet train --profile course"
-    assert run["precision"].startswith("precision fp32")
-    assert (run["epochs"], run["test_acc"], run["examples_per_sec"]) == (2, 0.875, 587.5)
-    assert run["minutes"] == pytest.approx(205 / 60)       # no total line: the epochs' sum
-    log.write_text(LOG + "2 epochs in 3.6 minutes (training and scoring)\n")
-    assert read_course_log(log)["minutes"] == 3.6
-    log.write_text(LOG.replace("$ ", ""))
-    with pytest.raises(ValueError, match="is not a log of `python -m d2l_resnet train`"):
-        read_course_log(log)
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "0" in err

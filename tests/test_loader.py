@@ -287,9 +287,9 @@ def test_max_shift_zero_flips_only() -> None:
 
 
 def test_bench_data_rejects_bad_sizes() -> None:
-    from d2l_resnet.bench import bench_data
+    from d2l_resnet.extras.bench import bench_data
 
     with pytest.raises(ValueError, match="at least one image size"):
         bench_data(())
-    with pytest.raises(ValueError, match="each of sizes must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="sizes.*0"):
         bench_data((28, 0))

@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from d2l_resnet import Residual, count_parameters, format_summary, resnet18, resnet_block, summarize
-from d2l_resnet.model import MIN_SIZE, MatmulConv2d, init_weights, use_matmul_convs
+from d2l_resnet.model import (
+    MIN_SIZE,
+    MatmulConv2d,
+    PlainBlock,
+    init_weights,
+    small_image_net,
+    use_matmul_convs,
+)
 
 # The output shapes the source notebook prints for a (1, 1, 224, 224) input.
 SOURCE_224 = [
@@ -90,23 +97,47 @@ def test_zero_bn2_makes_the_block_relu_of_identity() -> None:
     torch.testing.assert_close(blk(X), F.relu(X))
 
 
-def test_mismatched_shortcut_explains_the_1x1_conv() -> None:
-    with pytest.raises(ValueError, match="use_1x1conv=True") as info:
-        Residual(3, 6)(torch.rand(4, 3, 6, 6))
-    assert "3 -> 6" in str(info.value)
+@pytest.mark.parametrize(("args", "facts"), [((3, 6), ["3 -> 6", "use_1x1conv=True"]),
+                                            ((3, 3, False, 2), ["stride 2", "use_1x1conv=True"])])
+def test_an_identity_shortcut_that_cannot_be_added_is_refused_when_built(
+        args: tuple, facts: list[str]) -> None:
+    with pytest.raises(ValueError) as info:
+        Residual(*args)
+    assert all(fact in str(info.value) for fact in facts), str(info.value)
 
 
-def test_residual_rejects_wrong_channels_and_rank() -> None:
-    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
-        Residual(3, 3)(torch.rand(4, 5, 6, 6))
-    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
-        Residual(3, 3)(torch.rand(3, 6, 6))
+def test_the_plain_block_is_the_residual_block_without_its_shortcut() -> None:
+    torch.manual_seed(0)
+    plain = PlainBlock(3, 6, strides=2).eval()
+    X = torch.randn(2, 3, 8, 8)
+    Y = F.relu(plain.bn1(plain.conv1(X)))
+    torch.testing.assert_close(plain(X), F.relu(plain.bn2(plain.conv2(Y))))
+    assert plain(X).shape == Residual(3, 6, use_1x1conv=True, strides=2)(X).shape
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
-def test_residual_rejects_bad_sizes(bad: float) -> None:
-    with pytest.raises(ValueError, match="positive integer"):
-        Residual(3, bad)  # type: ignore[arg-type]
+def test_the_plain_twins_have_the_same_3x3_layers_and_no_shortcut() -> None:
+    def convs(net: nn.Module) -> list[tuple[int, ...]]:
+        return [tuple(m.weight.shape) for m in net.modules() if isinstance(m, nn.Conv2d)
+                and m.kernel_size == (3, 3)]
+
+    for residual, plain in ((resnet18(), resnet18(residual=False)),
+                            (small_image_net(20), small_image_net(20, residual=False))):
+        assert convs(residual) == convs(plain)
+        assert not any(isinstance(m, Residual) for m in plain.modules())
+        assert plain(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_the_small_image_family_has_6n_plus_2_layers() -> None:
+    net = small_image_net(56)
+    weighted = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+                and getattr(m, "kernel_size", (3, 3)) != (1, 1)]
+    assert len(weighted) == 56
+    X = torch.rand(2, 1, 28, 28)
+    assert net[0](X).shape == (2, 16, 28, 28)
+    assert net[3](net[2](net[1](net[0](X)))).shape == (2, 64, 7, 7)
+    for bad in (21, 2, 20.0):
+        with pytest.raises(ValueError, match="6n \\+ 2"):
+            small_image_net(bad)  # type: ignore[arg-type]
 
 
 def test_resnet_block_pattern() -> None:
@@ -239,6 +270,9 @@ def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
     X = torch.rand(3, 64, 8, 8)             # post-ReLU input: the block is the identity
     block = init_weights(nn.Sequential(Residual(64, 64)), "kaiming").eval()
     torch.testing.assert_close(block(X), X)
+    paper = init_weights(resnet18(), "kaiming", zero_init_residual=False)   # He et al. 2015
+    assert all(torch.all(m.weight == 1) for m in paper.modules()
+               if isinstance(m, nn.BatchNorm2d))
     xavier = init_weights(resnet18(), "xavier")
     w = xavier[0][0].weight                               # 64 x 1 x 7 x 7
     bound = math.sqrt(6 / (1 * 49 + 64 * 49))

@@ -1,4 +1,5 @@
-"""Tests of d2l_resnet.plot: the figures hold what they claim, bad arguments are refused."""
+"""Tests of d2l_resnet.plot: each figure holds what it claims (read back from the
+artists, not looked at), renders as PNG, and refuses bad arguments."""
 
 from __future__ import annotations
 
@@ -6,10 +7,26 @@ import io
 from itertools import pairwise
 
 import pytest
+import torch
 from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
 
-from d2l_resnet.plot import plot_cost_shares
+from d2l_resnet.plot import (
+    LivePlot,
+    family_styles,
+    figure_png,
+    plot_confusion_matrix,
+    plot_cost_shares,
+    plot_grad_norms,
+    plot_history,
+    plot_image_grid,
+    plot_loss_panels,
+    plot_misclassified,
+    plot_runs,
+)
+from d2l_resnet.train import History
 
+# -- plot --------------------------------------------------------------------
 
 def _bar_heights(fig) -> dict[str, list[float]]:
     (ax,) = fig.axes
@@ -59,3 +76,215 @@ def test_cost_shares_title_and_png() -> None:
 def test_cost_shares_rejects_bad_arguments(labels, series, match) -> None:
     with pytest.raises(ValueError, match=match):
         plot_cost_shares(labels, series)
+
+
+# -- plot grid ---------------------------------------------------------------
+
+def test_image_grid_has_one_titled_image_per_example() -> None:
+    images = torch.arange(5 * 4 * 4, dtype=torch.uint8).reshape(5, 4, 4)
+    fig = plot_image_grid(images, ["a", "b", "c", "d", "e"], ncols=3)
+    assert len(fig.axes) == 6                                  # 2 rows of 3, one left empty
+    shown = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in shown] == ["a", "b", "c", "d", "e"]
+    assert (shown[1].get_images()[0].get_array() == images[1].numpy()).all()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    assert buf.getvalue().startswith(b"\x89PNG")
+
+
+def test_image_grid_narrows_to_the_number_of_images() -> None:
+    fig = plot_image_grid(torch.zeros(2, 4, 4), ["x", "y"], ncols=10)
+    assert len(fig.axes) == 2
+
+
+@pytest.mark.parametrize(
+    ("n", "titles", "ncols", "match"),
+    [(0, [], 10, "N >= 1"), (2, ["x"], 10, "2 images and 1 titles"),
+     (2, ["x", "y"], 0, "ncols")],
+)
+def test_image_grid_refuses_bad_arguments(n: int, titles: list[str], ncols: int,
+                                          match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        plot_image_grid(torch.zeros(n, 4, 4), titles, ncols=ncols)
+
+
+# -- plot train --------------------------------------------------------------
+
+def _history(epochs: int = 2) -> History:
+    h = History(device="cpu", lr=0.1)
+    for e in range(1, epochs + 1):
+        h.points += [(e - 0.5, 1.0 / e, 0.5 + 0.1 * e), (float(e), 0.8 / e, 0.55 + 0.1 * e)]
+        h.epochs.append(e)
+        h.val_acc.append(0.6 + 0.1 * e)
+    return h
+
+
+def test_plot_history_draws_loss_and_accuracies() -> None:
+    fig = plot_history(_history(), num_epochs=5)
+    ax_loss, ax_acc = fig.axes
+    assert ax_loss.get_xlim() == (0, 5)
+    assert [line.get_label() for line in ax_acc.get_lines()] == ["train acc", "val acc"]
+    history = _history()
+    history.test_acc = 0.8
+    labels = [line.get_label() for line in plot_history(history).axes[1].get_lines()]
+    assert labels == ["train acc", "val acc", "test acc (scored once)"]
+    assert figure_png(fig).startswith(b"\x89PNG")
+
+
+class FakeHandle:
+    def __init__(self) -> None:
+        self.updates: list[object] = []
+
+    def update(self, obj: object) -> None:
+        self.updates.append(obj)
+
+
+def test_live_plot_displays_once_then_updates_the_same_handle(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[object] = []
+    handle = FakeHandle()
+
+    def fake_display(obj: object, display_id: bool = False) -> FakeHandle:
+        assert display_id is True
+        shown.append(obj)
+        return handle
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    live = LivePlot(num_epochs=3)
+    for e in (1, 2, 3):
+        live(_history(e))
+    assert len(shown) == 1 and len(handle.updates) == 2
+    assert handle.updates[-1].format == "png"
+    assert isinstance(live.figure, Figure)
+
+
+def test_confusion_matrix_and_misclassified_figures() -> None:
+    fig = plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b"])
+    assert len(fig.axes) == 2                       # the matrix and its colour bar
+    with pytest.raises(ValueError, match="must be 3x3"):
+        plot_confusion_matrix([[1, 2], [3, 4]], ["a", "b", "c"])
+    images = torch.zeros(5, 28, 28, dtype=torch.uint8)
+    fig = plot_misclassified(images, list("abcde"), list("edcba"), ncols=4)
+    assert len(fig.axes) == 8
+    with pytest.raises(ValueError, match="expected N >= 1 images"):
+        plot_misclassified(images, list("abc"), list("abcde"))
+
+
+# -- plot runs ---------------------------------------------------------------
+
+def _run_history(shift: float) -> History:
+    h = History(device="cpu", lr=0.1, test_acc=0.7 + shift)
+    for e in (1, 2):
+        h.points += [(e - 0.5, 2.0 / e + shift, 0.4 + shift), (float(e), 1.5 / e + shift, 0.5)]
+        h.epochs.append(e)
+    return h
+
+
+def test_plot_runs_draws_each_run_in_both_panels() -> None:
+    runs = {"2 processes": _run_history(0.0), "1 process": _run_history(0.01)}
+    ax_loss, ax_acc = plot_runs(runs).axes
+    assert [line.get_label() for line in ax_acc.lines] == [
+        "2 processes, test acc 0.700", "1 process, test acc 0.710"]
+    assert list(ax_acc.lines[1].get_ydata()) == pytest.approx([0.41, 0.5, 0.41, 0.5])
+    assert list(ax_loss.lines[0].get_xdata()) == [0.5, 1.0, 1.5, 2.0]
+    assert ax_acc.get_ylabel() == "training accuracy"
+    assert ax_loss.lines[0].get_color() != ax_loss.lines[1].get_color()
+
+
+def test_plot_runs_needs_a_run() -> None:
+    with pytest.raises(ValueError, match="at least one labelled history"):
+        plot_runs({})
+
+
+# -- plot gradients ----------------------------------------------------------
+
+def test_grad_norms_lines_are_placed_back_from_the_output() -> None:
+    fig = plot_grad_norms({"a": {"L=3": [1e-4, 1e-2, 1.0], "L=2": [0.5, 2.0]},
+                           "b": {"x": [1.0]}},
+                          styles={"L=2": {"linestyle": "--"}})
+    ax_a, _ = fig.axes
+    lines = {ln.get_label(): ln for ln in ax_a.get_lines()}
+    assert list(lines["L=3"].get_xdata()) == [3, 2, 1]
+    assert list(lines["L=3"].get_ydata()) == [1e-4, 1e-2, 1.0]
+    assert list(lines["L=2"].get_xdata()) == [2, 1]
+    assert lines["L=2"].get_linestyle() == "--"
+    assert ax_a.get_xscale() == ax_a.get_yscale() == "log"
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    assert buf.getvalue().startswith(b"\x89PNG")
+
+
+def test_loss_panels_smooth_with_a_running_mean() -> None:
+    fig = plot_loss_panels({"plain": {"deep": [1.0, 3.0, 5.0, 7.0]}}, window=2)
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [1, 2, 3, 4]
+    assert list(line.get_ydata()) == pytest.approx([1.0, 2.0, 4.0, 6.0])
+    fig = plot_loss_panels({"p": {"x": [2.0, 4.0]}}, window=5)
+    assert list(fig.axes[0].get_lines()[0].get_ydata()) == pytest.approx([2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    ("panels", "match"),
+    [
+        ({}, "at least one panel"),
+        ({"a": {}}, "has no lines"),
+        ({"a": {"x": []}}, "has no values"),
+    ],
+)
+def test_both_plots_reject_empty_input(panels, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        plot_grad_norms(panels)
+    with pytest.raises(ValueError, match=match):
+        plot_loss_panels(panels)
+
+
+def test_grad_norms_reject_zero_and_loss_panels_reject_bad_window() -> None:
+    with pytest.raises(ValueError, match="float64"):
+        plot_grad_norms({"a": {"x": [1.0, 0.0]}})
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        plot_loss_panels({"a": {"x": [1.0]}}, window=0)
+
+
+def test_grad_norms_panels_can_scale_apart() -> None:
+    panels = {"a": {"x": [1e-40, 1.0]}, "b": {"y": [1.0, 10.0]}}
+    shared = plot_grad_norms(panels)
+    apart = plot_grad_norms(panels, sharey=False)
+    assert shared.axes[1].get_ylim() == shared.axes[0].get_ylim()
+    assert apart.axes[1].get_ylim()[0] > apart.axes[0].get_ylim()[0] * 1e30
+    assert [ax.get_ylabel() != "" for ax in apart.axes] == [True, True]
+
+
+def _luminance(color: str) -> float:
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(color)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_family_styles_colour_by_family_and_shade_by_depth() -> None:
+    lines = {f"{family}, L={L}": (family, L) for family in ("plain", "residual")
+             for L in (100, 10, 30)}
+    styles = family_styles(lines)
+    assert {s["linestyle"] for k, s in styles.items() if k.startswith("plain")} == {"-"}
+    assert {s["linestyle"] for k, s in styles.items() if k.startswith("residual")} == {"--"}
+    for family in ("plain", "residual"):
+        shades = [_luminance(styles[f"{family}, L={L}"]["color"]) for L in (10, 30, 100)]
+        assert shades[0] > shades[1] > shades[2], "deeper lines must be darker"
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
+    hue = {f: rgb_to_hsv(to_rgb(styles[f"{f}, L=30"]["color"]))[0]
+           for f in ("plain", "residual")}
+    assert abs(hue["plain"] - hue["residual"]) > 0.3, "the two families need distinct hues"
+    fig = plot_grad_norms({"a": {k: [1.0, 0.5] for k in lines}}, styles=styles)
+    drawn = {ln.get_label(): ln.get_color() for ln in fig.axes[0].get_lines()}
+    assert drawn == {k: s["color"] for k, s in styles.items()}
+    assert fig.axes[0].get_legend().handlelength >= 3
+
+
+def test_family_styles_reject_an_unknown_family() -> None:
+    with pytest.raises(ValueError, match="family 'dense'"):
+        family_styles({"x": ("dense", 3)})
+    assert family_styles({"x": ("plain", 3)})["x"]["linestyle"] == "-"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 
+from d2l_resnet.data import load_data_fashion_mnist_fast
 from d2l_resnet.profiles import PROFILES, DataSpec, Recipe, get_profile
 
 
@@ -28,24 +30,24 @@ def test_d2l_is_the_books_recipe_and_course_and_quick_share_one() -> None:
     assert course.recipe.precision == quick.recipe.precision == "auto"
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"num_epochs": 0}, "num_epochs must be a positive integer"),
-    ({"num_epochs": 2.5}, "num_epochs must be a positive integer"),
-    ({"lr": 0}, r"lr must be a number in \(0, inf\), got 0 \(the book uses 0\.05\)"),
-    ({"momentum": -0.1}, r"momentum must be a number in \[0, 1\)"),
-    ({"weight_decay": float("inf")}, "weight_decay must be a number"),
-    ({"label_smoothing": 1.0}, "label_smoothing"),
-    ({"schedule": "step"}, "unknown schedule 'step'; expected one of 'constant', 'onecycle'"),
-    ({"init": "he"}, "unknown init"),
-    ({"precision": "fp16"}, "unknown precision 'fp16'; expected one of 'auto', 'fp32', 'bf16'"),
-    ({"seed": -1}, "seed must be a non-negative integer or None"),
-    ({"nesterov": 1}, "nesterov must be True or False"),
+@pytest.mark.parametrize(("changes", "facts"), [
+    ({"num_epochs": 0}, ["num_epochs", "0", "positive integer"]),
+    ({"num_epochs": 2.5}, ["num_epochs", "2.5"]),
+    ({"lr": 0}, ["lr", "0", "(0, inf)", "0.05"]),
+    ({"momentum": -0.1}, ["momentum", "-0.1", "[0, 1)"]),
+    ({"weight_decay": float("inf")}, ["weight_decay", "inf"]),
+    ({"label_smoothing": 1.0}, ["label_smoothing", "1.0"]),
+    ({"schedule": "step"}, ["schedule", "'step'", "'constant'", "'onecycle'"]),
+    ({"init": "he"}, ["init", "'he'", "'kaiming'"]),
+    ({"precision": "fp16"}, ["precision", "'fp16'", "'auto'", "'fp32'", "'bf16'"]),
+    ({"seed": -1}, ["seed", "-1", "None"]),
+    ({"nesterov": 1}, ["nesterov", "1", "True", "False"]),
 ])
-def test_a_recipe_checks_itself_once_when_made(changes: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Recipe(**changes)
-    with pytest.raises(ValueError, match=message):
-        Recipe().replace(**changes)
+def test_a_recipe_checks_itself_once_when_made(changes: dict, facts: list[str]) -> None:
+    for make in (lambda: Recipe(**changes), lambda: Recipe().replace(**changes)):
+        with pytest.raises(ValueError) as err:
+            make()
+        assert all(fact in str(err.value) for fact in facts), str(err.value)
 
 
 def test_differences_name_every_setting_that_differs_or_is_missing() -> None:
@@ -62,17 +64,13 @@ def test_profile_replace_routes_each_setting_to_the_recipe_or_the_data() -> None
     changed = course.replace(num_epochs=3, batch_size=64, precision="fp32")
     assert changed.recipe.num_epochs == 3 and changed.recipe.precision == "fp32"
     assert changed.data.batch_size == 64 and changed.data.augment == course.data.augment
-    with pytest.raises(ValueError, match=r"unknown setting.*dropout"):
+    with pytest.raises(ValueError, match="dropout"):
         course.replace(dropout=0.1)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size"):
         course.replace(batch_size=0)
 
 
 def test_data_spec_names_are_the_fast_loaders_keywords() -> None:
-    import inspect
-
-    from d2l_resnet.data import load_data_fashion_mnist_fast
-
     keywords = set(inspect.signature(load_data_fashion_mnist_fast).parameters)
     assert {f.name for f in dataclasses.fields(DataSpec)} <= keywords
     for profile in PROFILES.values():
@@ -83,8 +81,8 @@ def test_get_profile_reads_the_environment_and_refuses_unknown_names(monkeypatch
     monkeypatch.setenv("D2L_RESNET_PROFILE", "quick")
     assert get_profile().name == "quick"
     assert get_profile("D2L ").name == "d2l"
-    with pytest.raises(ValueError, match=r"unknown profile 'fast' \(from the argument\)"):
+    with pytest.raises(ValueError, match="'fast'.*quick, course, d2l"):
         get_profile("fast")
     monkeypatch.setenv("D2L_RESNET_PROFILE", "fast")
-    with pytest.raises(ValueError, match=r"from the \$D2L_RESNET_PROFILE"):
+    with pytest.raises(ValueError, match=r"'fast'.*\$D2L_RESNET_PROFILE"):
         get_profile()

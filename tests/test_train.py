@@ -7,7 +7,6 @@ test takes well under a second; notebook 04 and the CLI exercise the real thing.
 from __future__ import annotations
 
 import math
-import re
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from torch import nn
 from d2l_resnet.checkpoint import load_checkpoint, save_checkpoint
 from d2l_resnet.data import InMemoryLoader
 from d2l_resnet.model import Residual, init_weights
+from d2l_resnet.profiles import Recipe
 from d2l_resnet.train import (
     DivergenceError,
     DivergenceGuard,
@@ -23,6 +23,7 @@ from d2l_resnet.train import (
     accuracy,
     confusion_matrix,
     evaluate_accuracy,
+    make_optimizer,
     predict,
     set_seed,
     train,
@@ -62,8 +63,10 @@ def _loaders(augment: bool = True) -> tuple[InMemoryLoader, InMemoryLoader]:
             InMemoryLoader(test_images, test_labels, 16))
 
 
-RECIPE = dict(momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
-              schedule="onecycle", init="kaiming", verbose=False, progress=False)
+RECIPE = Recipe(momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
+                schedule="onecycle", init="kaiming")
+QUIET = {"verbose": False, "progress": False}
+RUN_OPTIONS = {"checkpoint", "resume", "verbose", "progress", "on_update", "val_iter"}
 
 
 # -- accuracy and evaluation
@@ -73,8 +76,6 @@ def test_accuracy_counts_correct_predictions() -> None:
     y_hat = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     assert accuracy(y_hat, torch.tensor([1, 0, 0])) == 2.0
     assert accuracy(torch.tensor([1, 1]), torch.tensor([1, 0])) == 1.0
-    with pytest.raises(ValueError, match="do not match"):
-        accuracy(y_hat, torch.tensor([1, 0]))
 
 
 class AlwaysZero(nn.Module):
@@ -145,10 +146,15 @@ def test_predict_and_confusion_matrix_agree_with_accuracy() -> None:
 
 
 def _run(seed: int = 0, **kwargs) -> tuple[History, nn.Module]:
+    """Train Tiny with :data:`RECIPE` changed by the recipe settings in ``kwargs``; the
+    other keywords go to ``train``."""
     train_iter, test_iter = _loaders()
     net = Tiny()
-    history = train(net, train_iter, test_iter, kwargs.pop("num_epochs", 3),
-                    kwargs.pop("lr", 0.1), "cpu", seed=seed, **{**RECIPE, **kwargs})
+    options = {**QUIET, **{k: v for k, v in kwargs.items() if k in RUN_OPTIONS}}
+    recipe = RECIPE.replace(seed=seed, **{k: v for k, v in kwargs.items()
+                                          if k not in RUN_OPTIONS | {"num_epochs", "lr"}})
+    history = train(net, train_iter, test_iter, kwargs.get("num_epochs", 3),
+                    kwargs.get("lr", 0.1), "cpu", recipe=recipe, **options)
     return history, net
 
 
@@ -157,13 +163,17 @@ def test_train_learns_and_records_a_history_per_epoch() -> None:
     assert history.epochs == [1, 2, 3, 4]
     assert len(history.train_loss) == len(history.epoch_time) == 4
     assert history.val_acc == [] and history.test_acc is not None   # scored once
-    # About five points an epoch, as the source prints (6 batches: one per batch here).
-    assert len(history.points) == 4 * 6 and history.points[-1][0] == 4.0
+    # Five points an epoch (6 batches: after batches 1, 2, 4, 5 and 6), each the mean
+    # since the one before: the epoch's loss is their mean weighted by their batches.
+    assert len(history.points) == 4 * 5 and history.points[-1][0] == 4.0
+    assert [round(p[0] % 1, 3) for p in history.points[:5]] == [0.167, 0.333, 0.667, 0.833,
+                                                                 0.0]
+    weights = [1, 1, 2, 1, 1]
+    assert sum(w * p[1] for w, p in zip(weights, history.points[15:], strict=True)) / 6 == \
+        pytest.approx(history.train_loss[3])
     assert history.train_loss[-1] < history.train_loss[0]
     assert history.test_acc > 0.3                       # chance is 0.1
     assert all(r > 0 for r in history.examples_per_sec)
-    assert re.fullmatch(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}\n"
-                        r"\d+\.\d examples/sec on cpu", history.final_lines())
 
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_does_not() -> None:
@@ -182,16 +192,9 @@ def test_set_seed_refuses_a_negative_seed() -> None:
 
 
 def test_a_diverging_loss_stops_the_run_naming_the_learning_rate() -> None:
-    with pytest.raises(DivergenceError, match=r"lr=1e\+06") as err:
+    with pytest.raises(DivergenceError, match=r"lr=1e\+06 at epoch 1, step \d+: the loss "
+                                              r"is (nan|inf)"):
         _run(lr=1e6, schedule="constant", num_epochs=2)
-    assert "Lower the learning rate" in str(err.value)
-
-
-def test_a_loss_that_stays_above_the_limit_stops_the_run() -> None:
-    # A low bar for "far above chance": any loss above 0.5; 18 steps of 6 per epoch
-    # stay above it, and the guard's window is 100 steps by default.
-    with pytest.raises(DivergenceError, match=r"lr=0\.1 .*above 0\.50 for 100 steps"):
-        _run(max_loss=0.5, num_epochs=20)
 
 
 def test_the_guard_lets_a_spike_that_recovers_pass() -> None:
@@ -209,26 +212,33 @@ def test_the_guard_lets_a_spike_that_recovers_pass() -> None:
 def test_train_prints_the_report_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
     _run(num_epochs=1)
     assert capsys.readouterr().out == ""
-    _run(num_epochs=1, verbose=True)
-    out = capsys.readouterr().out.splitlines()
-    assert re.fullmatch(r"training on cpu, precision fp32 \(as asked\)", out[0])
-    assert out[-2].startswith("loss ") and out[-1].endswith("examples/sec on cpu")
+    history, _ = _run(num_epochs=1, verbose=True)
+    out = capsys.readouterr().out
+    assert out.startswith(f"training on cpu, {history.precision}\n")
+    assert out.endswith(f"{history.epoch_line()}\n{history.final_lines()}\n")
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"num_epochs": 0}, "num_epochs must be a positive integer"),
-    ({"lr": -0.1}, r"lr must be a number in \(0, inf\)"),
-    ({"lr": float("nan")}, r"lr must be a number in \(0, inf\)"),
-    ({"schedule": "cyclic"}, "unknown schedule"),
-    ({"precision": "fp8"}, "unknown precision"),
-    ({"init": "orthogonal"}, "unknown init"),
-    ({"momentum": 1.0}, r"momentum must be a number in \[0, 1\)"),
-    ({"resume": True}, "needs a checkpoint path"),
-    ({"dropout": 0.5}, "unknown setting dropout; a Recipe has num_epochs, lr"),
+@pytest.mark.parametrize(("kwargs", "facts"), [
+    ({"num_epochs": 0}, ["num_epochs", "0"]),
+    ({"lr": -0.1}, ["lr", "-0.1", "(0, inf)"]),
+    ({"lr": float("nan")}, ["lr", "nan"]),
+    ({"schedule": "cyclic"}, ["schedule", "'cyclic'", "'onecycle'"]),
+    ({"precision": "fp8"}, ["precision", "'fp8'", "'bf16'"]),
+    ({"init": "orthogonal"}, ["init", "'orthogonal'", "'kaiming'"]),
+    ({"momentum": 1.0}, ["momentum", "1.0", "[0, 1)"]),
+    ({"resume": True}, ["resume", "checkpoint"]),
+    ({"dropout": 0.5}, ["dropout", "num_epochs", "flip_tta"]),
 ])
-def test_train_refuses_bad_arguments(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_train_refuses_bad_arguments(kwargs: dict, facts: list[str]) -> None:
+    with pytest.raises(ValueError) as err:
         _run(**kwargs)
+    assert all(fact in str(err.value) for fact in facts), str(err.value)
+
+
+def test_train_needs_a_train_iter_with_a_length() -> None:
+    batches = iter(_loaders()[0])
+    with pytest.raises(ValueError, match="len()"):
+        train(Tiny(), batches, None, 1, 0.1, "cpu", **QUIET)
 
 
 def test_bf16_channels_last_matmul_convs_train_too() -> None:
@@ -245,7 +255,7 @@ class InterruptedRunError(Exception):
 
 def _stop_after(epoch: int):
     def hook(history: History) -> None:
-        if history.epochs[-1] == epoch:
+        if history.epochs and history.epochs[-1] == epoch:
             raise InterruptedRunError
     return hook
 
@@ -254,7 +264,7 @@ def test_resume_after_an_interruption_ends_with_the_same_metrics(tmp_path) -> No
     path = tmp_path / "run.pt"
     full, net_full = _run(seed=5, num_epochs=3)
     with pytest.raises(InterruptedRunError):
-        _run(seed=5, num_epochs=3, checkpoint=path, on_epoch_end=_stop_after(1))
+        _run(seed=5, num_epochs=3, checkpoint=path, on_update=_stop_after(1))
     assert load_checkpoint(path)["epoch"] == 1
     resumed, net_resumed = _run(seed=5, num_epochs=3, checkpoint=path, resume=True)
     assert resumed.epochs == [1, 2, 3]
@@ -275,19 +285,19 @@ def test_resume_with_a_plain_dataloader_uses_the_saved_random_state(tmp_path) ->
     def run(**kwargs) -> History:
         train_iter = torch.utils.data.DataLoader(dataset, 16, shuffle=True)
         test_iter = torch.utils.data.DataLoader(dataset, 32)
-        return train(Tiny(), train_iter, test_iter, 3, 0.1, "cpu", seed=2,
-                     **{**RECIPE, **kwargs})
+        return train(Tiny(), train_iter, test_iter, 3, 0.1, "cpu",
+                     recipe=RECIPE.replace(seed=2), **{**QUIET, **kwargs})
 
     full = run()
     with pytest.raises(InterruptedRunError):
-        run(checkpoint=tmp_path / "c.pt", on_epoch_end=_stop_after(2))
+        run(checkpoint=tmp_path / "c.pt", on_update=_stop_after(2))
     assert run(checkpoint=tmp_path / "c.pt", resume=True).train_loss == full.train_loss
 
 
 def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path) -> None:
     path = tmp_path / "run.pt"
     _run(num_epochs=1, checkpoint=path)
-    with pytest.raises(ValueError, match=r"another recipe \(lr: 0\.1 -> 0\.2\)"):
+    with pytest.raises(ValueError, match=r"lr: 0\.1 -> 0\.2\)"):
         _run(num_epochs=1, lr=0.2, checkpoint=path, resume=True)
     with pytest.raises(ValueError, match=r"label_smoothing: 0\.1 -> 0\.0, flip_tta: "
                                          r"False -> True\)"):
@@ -301,7 +311,7 @@ def test_resume_from_an_older_checkpoint_says_so_and_its_weights_still_load(tmp_
     del state["format"]                       # format 1 had no such entry
     state["recipe"] = {"lr": 0.1, "num_epochs": 1}
     save_checkpoint(path, state)
-    with pytest.raises(ValueError, match=r"older version of d2l_resnet .*format 1"):
+    with pytest.raises(ValueError, match=r"format 1.*reads 2"):
         _run(num_epochs=1, checkpoint=path, resume=True)
     fresh = Tiny()
     fresh.load_state_dict(load_checkpoint(path)["model"])
@@ -326,15 +336,15 @@ def test_save_checkpoint_is_atomic(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_load_checkpoint_errors_say_what_is_wrong(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read the checkpoint"):
+    with pytest.raises(ValueError, match="garbage.pt"):
         load_checkpoint(garbage)
     other = tmp_path / "other.pt"
     torch.save({"weights": 1}, other)
-    with pytest.raises(ValueError, match="not a checkpoint written by"):
+    with pytest.raises(ValueError, match="other.pt.*'model' and 'epoch'"):
         load_checkpoint(other)
     with pytest.raises(FileNotFoundError):
         _run(checkpoint=tmp_path / "missing.pt", resume=True)
@@ -386,17 +396,17 @@ def test_validation_is_scored_every_epoch_and_the_test_set_once_at_the_end(capsy
     images, labels = _data(32, seed=4)
     val_iter = CountingLoader(InMemoryLoader(images, labels, 16, split="val"))
     test_iter = CountingLoader(test_loader)
-    history = train(Tiny(), train_iter, test_iter, 3, 0.1, "cpu", val_iter=val_iter,
-                    seed=0, **{**RECIPE, "verbose": True})
+    history = train(Tiny(), train_iter, test_iter, 3, 0.1, "cpu", recipe=RECIPE,
+                    val_iter=val_iter, progress=False)
     assert (val_iter.passes, test_iter.passes) == (3, 1)
     assert len(history.val_acc) == 3 and history.test_acc is not None
-    out = capsys.readouterr().out.splitlines()
-    assert re.fullmatch(r"epoch 2, loss \d\.\d{3}, train acc \d\.\d{3}, val acc \d\.\d{3}, "
-                        r"\d+ examples/sec, \d+ s", out[2])
-    assert re.match(r"loss \d\.\d{3}, train acc \d\.\d{3}, test acc \d\.\d{3}$", out[-2])
-    no_test = train(Tiny(), _loaders()[0], None, 1, 0.1, "cpu", val_iter=val_iter.loader,
-                    seed=0, **RECIPE)
-    assert no_test.test_acc is None and ", val acc " in no_test.final_lines()
+    assert f", val acc {history.val_acc[-1]:.3f}, " in capsys.readouterr().out
+    no_test = train(Tiny(), _loaders()[0], None, 1, 0.1, "cpu", recipe=RECIPE,
+                    val_iter=val_iter.loader, **QUIET)
+    assert no_test.test_acc is None
+    assert no_test.final_lines().startswith(f"loss {no_test.train_loss[0]:.3f}, train acc "
+                                            f"{no_test.train_acc[0]:.3f}, val acc "
+                                            f"{no_test.val_acc[0]:.3f}\n")
 
 
 class LeftHalf(nn.Module):
@@ -430,11 +440,8 @@ def test_one_cycle_moves_the_recipes_momentum_against_the_rate(
         momentum: float, expected: list[float]) -> None:
     """At the start, at the peak rate (step 4 of 20: a quarter of the steps) and at the
     last step."""
-    from d2l_resnet.profiles import Recipe
-    from d2l_resnet.train import _optimizer
-
     recipe = Recipe(num_epochs=1, lr=0.2, momentum=momentum, schedule="onecycle")
-    optimizer, scheduler = _optimizer(Tiny(), recipe, torch.device("cpu"), num_batches=20)
+    optimizer, scheduler = make_optimizer(Tiny(), recipe, num_batches=20)
     seen = {}
     for step in range(20):
         seen[step] = optimizer.param_groups[0]["momentum"]
