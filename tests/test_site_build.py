@@ -117,6 +117,7 @@ def test_the_site_has_its_pages_search_index_downloads_and_mathjax(course: Path,
         for suffix in (".ipynb", ".py"):
             source = course / "notebooks" / f"{stem}{suffix}"
             assert (site / "_sources" / source.name).read_bytes() == source.read_bytes()
+    assert not (course / "jupyter_execute").exists()  # nothing written beside the site
     assert (site / "_static" / "mathjax" / "MathJax.js").is_file()
     assert not (site / "_static" / "mathjax" / "jax" / "output" / "SVG").exists()
 

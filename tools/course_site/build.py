@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def build(out: Path, *, notebooks: Path = REPO / "notebooks", executed: Path | None = None,
           docs: Path = REPO / "docs", work: Path = REPO / "build") -> int:
     """Build the site into ``out`` from ``docs`` and ``notebooks`` (their outputs taken from
-    ``executed``, if given), with Sphinx's files in ``work/site``; 1 if Sphinx warned."""
+    ``executed``, if given), with Sphinx's own files in ``work/site``; 1 if Sphinx warned."""
     from sphinx.cmd.build import build_main
 
     src = work / "site" / "src"
@@ -29,8 +29,11 @@ def build(out: Path, *, notebooks: Path = REPO / "notebooks", executed: Path | N
         shutil.copy2((executed or notebooks) / nb.name, src)  # copy2 keeps the time, so
         if nb.with_suffix(".py").is_file():                   # Sphinx reads only changes
             shutil.copy2(nb.with_suffix(".py"), src)
-    return build_main(["-q", "-W", "--keep-going", "-c", str(Path(__file__).parent),
-                       "-d", str(work / "site" / "doctrees"), str(src), str(out)])
+    html = work / "site" / "html"  # not `out`: myst-nb writes into the folder beside it
+    status = build_main(["-q", "-W", "--keep-going", "-c", str(Path(__file__).parent),
+                         "-d", str(work / "site" / "doctrees"), str(src), str(html)])
+    shutil.copytree(html, out, dirs_exist_ok=True)
+    return status
 
 
 if __name__ == "__main__":
