@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import http.server
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,8 @@ from tools.course_site.build import build
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.skipif(sys.version_info < (3, 11), reason="the course site needs Python 3.11 "
+                       "or newer (Sphinx 9, sphinx-book-theme 1.4): see pyproject.toml"),
     # Sphinx's notes to the themes' and myst's authors, about their use of its API.
     pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API modifications"),
 ]

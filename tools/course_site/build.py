@@ -18,7 +18,7 @@ def build(out: Path, *, notebooks: Path = REPO / "notebooks", executed: Path | N
           docs: Path = REPO / "docs", work: Path = REPO / "build") -> int:
     """Build the site into ``out`` from ``docs`` and ``notebooks`` (their outputs taken from
     ``executed``, if given), with Sphinx's own files in ``work/site``; 1 if Sphinx warned."""
-    from sphinx.cmd.build import build_main
+    from sphinx.cmd.build import build_main  # the dev extra's, on Python 3.11 and newer
 
     src = work / "site" / "src"
     shutil.rmtree(src, ignore_errors=True)
