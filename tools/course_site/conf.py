@@ -26,8 +26,8 @@ nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json
 html_theme = "sphinx_book_theme"
 html_theme_options = {"home_page_in_toc": True, "use_fullscreen_button": False,
                       "show_toc_level": 2,
-                      # No top bar: it would repeat the sidebar's search box, and its hidden
-                      # menu button would take the clicks of the page's (on a phone).
+                      # No top bar: it repeats the sidebar's search box, and its hidden menu
+                      # button leaves the page's without effect (pydata-sphinx-theme #2451).
                       "navbar_persistent": []}
 html_context = {"default_mode": "auto"}  # light or dark, as the reader's system is
 html_sourcelink_suffix = ""  # downloads: _sources/01_residual_block.ipynb, not .ipynb.txt
