@@ -3,8 +3,8 @@
 #
 #   make test                 unit tests, every notebook re-executed and compared, lint
 #   make lab                  JupyterLab on notebooks/
-#   make site [PROFILE=...]   execute the notebooks into build/, write the course site
-#   make html                 write the site from the committed outputs, executing nothing
+#   make site [PROFILE=...]   execute the notebooks into build/, build the course site
+#   make html                 build the site from the committed outputs, executing nothing
 
 PYTHON ?= python3
 VENV := .venv
@@ -47,17 +47,23 @@ test: $(DATA_STAMP)
 	@echo "==> ruff check"
 	$(PY) -m ruff check src tests tools notebooks
 
-# The course site. `site` executes every notebook top to bottom into $(BUILD_DIR)/notebooks
-# (the committed notebooks are left alone) and writes the pages from those outputs;
-# `html` writes them from the committed outputs and executes nothing.
+# The course site: Sphinx with myst-nb and sphinx-book-theme, configured in tools/course_site.
+# `html` builds it from the notebooks' committed outputs and executes nothing; `site` first
+# executes every notebook into $(BUILD_DIR)/notebooks (the committed notebooks are left
+# alone), then builds it from those fresh outputs. Either one opens offline from
+# $(SITE_DIR)/index.html.
 site: $(DATA_STAMP)
-	@echo "==> course site: execute the notebooks (profile $(PROFILE)), then write $(SITE_DIR)/"
-	D2L_RESNET_PROFILE=$(PROFILE) TQDM_DISABLE=1 $(PY) -m tools.course_site --execute \
-	  --profile $(PROFILE) --build $(BUILD_DIR)/notebooks --out $(SITE_DIR)
+	@echo "==> course site: execute the notebooks (profile $(PROFILE)) into $(BUILD_DIR)/notebooks, then build $(SITE_DIR)/"
+	D2L_RESNET_PROFILE=$(PROFILE) TQDM_DISABLE=1 $(PY) -m jupyter nbconvert --to notebook \
+	  --execute --ExecutePreprocessor.timeout=3600 --output-dir $(BUILD_DIR)/notebooks \
+	  --ExecutePreprocessor.extra_arguments=--IPKernelApp.log_level=ERROR \
+	  notebooks/[0-9][0-9]_*.ipynb
+	$(PY) -m tools.course_site.build --executed $(BUILD_DIR)/notebooks --build $(BUILD_DIR) \
+	  --out $(SITE_DIR)
 
 html: $(STAMP)
 	@echo "==> course site from the committed outputs (nothing is executed)"
-	$(PY) -m tools.course_site --out $(SITE_DIR)
+	$(PY) -m tools.course_site.build --build $(BUILD_DIR) --out $(SITE_DIR)
 
 lab: $(DATA_STAMP)
 	@if [ "$$(id -u)" = 0 ]; then echo "You are root: JupyterLab refuses to run as root unless told to, so make lab adds --allow-root."; fi
