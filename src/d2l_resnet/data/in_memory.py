@@ -111,7 +111,7 @@ class InMemoryLoader:
             restored before the batch is yielded), or None to keep PyTorch's setting. One
             thread is the robust choice: a batch is little work, and when other processes
             share the cores, two threads of one small operation often wait for each
-            other (measured on 2 cores: 2 threads were ~5x slower in the median pass).
+            other.
 
     Raises:
         ValueError: If an argument has the wrong type, shape or range; the message says
