@@ -147,6 +147,7 @@ def write_results(name: str, rows: Sequence[dict[str, Any]], meta: dict[str, Any
     if not rows:
         raise ValueError(f"no rows to write for {name!r}")
     folder = results_dir() if folder is None else Path(folder)
+    text = json.dumps(meta, indent=2) + "\n"     # before writing anything: all or nothing
 
     def write_csv(f: Any) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
@@ -154,8 +155,7 @@ def write_results(name: str, rows: Sequence[dict[str, Any]], meta: dict[str, Any
         writer.writerows(rows)
 
     return (write_atomically(folder / f"{name}.csv", write_csv),
-            write_atomically(folder / f"{name}.json",
-                             lambda f: f.write(json.dumps(meta, indent=2) + "\n")))
+            write_atomically(folder / f"{name}.json", lambda f: f.write(text)))
 
 
 def _in_processes(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], jobs: int
