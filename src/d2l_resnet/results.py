@@ -34,7 +34,7 @@ __all__ = [
 COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --round 1",
             "recipe_round2": "experiment recipe --round 2",
             "recipe_round3": "experiment recipe --round 3", "depth": "experiment depth",
-            "depth_curves": "experiment depth"}
+            "depth_curves": "experiment depth", "stem": "experiment stem"}
 
 
 def results_dir() -> Path:
