@@ -24,6 +24,7 @@ __all__ = [
     "guard_stop",
     "longest_stretch_above",
     "lr_runs",
+    "read_json",
     "read_results",
     "read_run",
     "recipe_table",
@@ -34,7 +35,8 @@ __all__ = [
 COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --round 1",
             "recipe_round2": "experiment recipe --round 2",
             "recipe_round3": "experiment recipe --round 3", "depth": "experiment depth",
-            "depth_curves": "experiment depth", "stem": "experiment stem"}
+            "depth_curves": "experiment depth", "stem": "experiment stem",
+            "bench_ddp": "bench ddp --out results/bench_ddp.json"}
 
 
 def results_dir() -> Path:
@@ -59,18 +61,28 @@ def read_results(name: str, folder: Path | None = None
     return rows, json.loads(json_path.read_text())
 
 
+def read_json(name: str, folder: Path | None = None) -> dict[str, Any]:
+    """``NAME.json`` in ``results/`` (or ``folder``): a measurement written as data.
+
+    Raises:
+        FileNotFoundError: If there is no such file, naming the command that writes it.
+    """
+    path = (results_dir() if folder is None else Path(folder)) / f"{name}.json"
+    if not path.is_file():
+        command = COMMANDS.get(name, f"train --history {path}")
+        raise FileNotFoundError(f"no {path}; write it with `python -m d2l_resnet "
+                                f"{command}`")
+    return json.loads(path.read_text())
+
+
 def read_run(name: str, folder: Path | None = None) -> tuple[History, dict[str, Any]]:
-    """A committed training run, ``NAME.json`` as ``train --history`` wrote it: its
+    """A training run, ``NAME.json`` as ``train --history`` wrote it: its
     :class:`~d2l_resnet.train.History`, and the rest (command, machine, recipe, data).
 
     Raises:
         FileNotFoundError: If there is no such run.
     """
-    path = (results_dir() if folder is None else Path(folder)) / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no training run {path}; write one with `python -m "
-                                f"d2l_resnet train --history {path}`")
-    run = json.loads(path.read_text())
+    run = read_json(name, folder)
     return History.from_dict(run.pop("history")), run
 
 

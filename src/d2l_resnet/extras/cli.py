@@ -381,6 +381,8 @@ def _add_bench_ddp(which: argparse._SubParsersAction) -> None:
     p.add_argument("--nproc", type=int, default=2, help="processes of the parallel run (2)")
     p.add_argument("--rounds", type=int, default=2,
                    help="alternating rounds of both; the best of each is kept (2)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write the measurements here as JSON (atomically)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=_run_bench_ddp)
 
@@ -390,8 +392,15 @@ def _run_bench_ddp(args: argparse.Namespace) -> int:
         if launched_by_torchrun():
             raise ValueError("bench ddp starts torchrun itself: run `python -m d2l_resnet "
                              "bench ddp`, not under torchrun")
-        print(bench_ddp(args.batch_size, args.steps, args.nproc, args.rounds, log=_log
-                        ).report())
+        result = bench_ddp(args.batch_size, args.steps, args.nproc, args.rounds, log=_log)
+        print(result.report())
+        if args.out is not None:
+            data = {"command": "python -m d2l_resnet " + " ".join(args.argv),
+                    "machine": machine("cpu"), "date": time.strftime("%Y-%m-%d"),
+                    **dataclasses.asdict(result), "speedup": result.speedup,
+                    "allreduce_share": result.allreduce_share,
+                    "communication_share": result.communication_share}
+            write_atomically(args.out, lambda f: f.write(json.dumps(data, indent=1) + "\n"))
         return 0
     with process_group("cpu"):        # one rank of the runs that bench_ddp starts
         report = ddp_worker(args.batch_size, args.steps)
