@@ -29,6 +29,7 @@ __all__ = [
     "read_run",
     "recipe_table",
     "results_dir",
+    "seed_spread",
 ]
 
 #: The command that regenerates each result, for the message when one is missing.
@@ -135,3 +136,17 @@ def recipe_table(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
         entry["mean"] = statistics.fmean(entry["val_acc"])
         entry["mean_flip_tta"] = statistics.fmean(entry["val_acc_flip_tta"])
     return list(finals.values())
+
+
+def seed_spread(table: Sequence[dict[str, Any]], key: str = "val_acc") -> float:
+    """The standard deviation of one run's accuracy from its seed alone, estimated from the
+    variants of :func:`recipe_table` trained from two seeds: for two runs ``a`` and ``b``
+    of one variant, ``(a - b)**2 / 2`` estimates the variance; their mean pools them.
+
+    Raises:
+        ValueError: If no variant has two seeds.
+    """
+    pairs = [row[key][:2] for row in table if len(row[key]) >= 2]
+    if not pairs:
+        raise ValueError("no variant has two seeds; the spread needs pairs of runs")
+    return math.sqrt(statistics.fmean((a - b) ** 2 / 2 for a, b in pairs))
