@@ -383,7 +383,7 @@ fig
 # import torch.nn.functional as F
 # from torch import nn
 #
-# from d2l_resnet import Residual, summarize
+# from d2l_resnet import Residual, resnet18, summarize
 #
 #
 # class Bottleneck(nn.Module):
@@ -422,18 +422,23 @@ fig
 #     print(f"{name:<25} {row.params:>7,} parameters {row.flops / 1e6:>7.1f} MFLOPs at 56x56")
 # print(f"bottleneck / basic: parameters {bottleneck.params / basic.params:.2f}, "
 #       f"FLOPs {bottleneck.flops / basic.flops:.2f}")
+# print(f"weights: bottleneck's 3x3 on 64 channels {9 * 64**2:,}, its two 1x1 "
+#       f"{2 * 256 * 64:,}; the basic block's two 3x3 {2 * 9 * 64**2:,}")
+# flops18 = sum(r.flops for r in summarize(resnet18(), (1, 1, 224, 224)))
+# print(f"ResNet-18 at 224x224: {flops18 / 1e9:.1f} GFLOPs counted here, "
+#       f"{flops18 / 2e9:.1f} with a multiply-add as one")
 # assert 0.9 < bottleneck.params / basic.params < 1
 # assert 0.9 < bottleneck.flops / basic.flops < 1
 # ```
 #
-# The bottleneck block takes and gives four times as many channels, yet costs about 5%
-# less than the basic block: its 3x3 convolution works on 64 channels ($9 \cdot 64^2 =
+# The bottleneck block takes and gives four times as many channels, yet costs a few
+# percent less than the basic block (the ratios printed): its 3x3 convolution works on 64 channels ($9 \cdot 64^2 =
 # 36{,}864$ weights) and its two 1x1 convolutions add $2 \cdot 256 \cdot 64 = 32{,}768$,
 # against $2 \cdot 9 \cdot 64^2 = 73{,}728$ in the two 3x3 convolutions of the basic
 # block. That is how ResNet-50 has three layers per block and stages four times as
 # wide as ResNet-34's at about the same cost (Table 1 of the paper: 3.8 against 3.6
-# billion FLOPs; the paper counts a multiply-add as one FLOP, so its ResNet-18 has 1.8
-# billion, about half the 3.5 counted here).
+# billion FLOPs; the paper counts a multiply-add as one FLOP, which gives ResNet-18 the
+# 1.8 billion of its table, half the 3.5 counted here, as printed).
 #
 # </details>
 #
@@ -576,7 +581,7 @@ fig
 # import torch
 # import torch.nn.functional as F
 #
-# from d2l_resnet import resnet18
+# from d2l_resnet import resnet18, summarize
 #
 # torch.manual_seed(0)
 # for size in (28, 96):
@@ -587,7 +592,9 @@ fig
 #     used = sum(int((p.grad != 0).sum()) for p in kernels)
 #     total = sum(p.numel() for p in kernels)
 #     print(f"{size}x{size}: {used:,} of b5's {total:,} convolution weights get a "
-#           f"gradient ({used / total:.0%})")
+#           f"gradient ({used / total:.0%}); the network costs "
+#           f"{sum(r.flops for r in summarize(net, (1, 1, size, size))) / 1e6:.0f} MFLOPs "
+#           f"per image")
 #     assert used / total < 0.2 if size == 28 else used / total > 0.99
 # ```
 #
