@@ -14,7 +14,7 @@ notebooks and the CLI choose a profile with the environment variable
 - ``d2l``: the book's recipe, unchanged: Xavier init, plain SGD at a constant lr 0.05, no
   augmentation, pixels in [0, 1], fp32, 96x96 images, 10 epochs (for a GPU).
 
-``train(net, train_iter, test_iter, **asdict(profile.recipe))`` trains with a profile's
+``train(net, data.train, data.test, recipe=profile.recipe)`` trains with a profile's
 recipe; :func:`d2l_resnet.data.load_data_for_profile` loads its data.
 """
 

@@ -102,9 +102,8 @@ class InMemoryLoader:
             device).
         seed: Seeds shuffling and augmentation.
         max_shift: Largest shift of ``augment``, in pixels of the original images.
-        split: What the examples are, for reports: ``"train"``, ``"val"`` or ``"test"``
-            (None: unnamed; :func:`d2l_resnet.train.train` then calls a held-out set
-            the test set).
+        split: What the examples are, shown by ``repr``: ``"train"``, ``"val"`` or
+            ``"test"`` (None: unnamed).
         rank: This process's rank in a distributed run (0 otherwise).
         world_size: The number of processes sharing each batch (1 otherwise).
         num_threads: PyTorch threads while a batch is made on the CPU (the setting is
