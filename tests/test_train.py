@@ -449,3 +449,9 @@ def test_one_cycle_moves_the_recipes_momentum_against_the_rate(
         scheduler.step()
     assert [seen[0], seen[4], seen[19]] == pytest.approx(expected)
     assert max(seen.values()) == pytest.approx(expected[0])
+
+
+def test_a_progress_bar_changes_nothing_the_run_computes() -> None:
+    plain, _ = _run(num_epochs=2)
+    with_bar, _ = _run(num_epochs=2, progress=True)
+    assert (with_bar.train_loss, with_bar.test_acc) == (plain.train_loss, plain.test_acc)

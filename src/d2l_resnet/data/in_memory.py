@@ -256,11 +256,11 @@ class InMemoryLoader:
     # -- iteration and resumption
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # A generator: the epoch is taken when the first batch is asked for, not when
+        # iter() is called, so an iterator made and dropped (as tqdm's asyncio
+        # progress bar makes one) skips no epoch.
         epoch, start = self._next_epoch, self._next_batch
         self._next_epoch, self._next_batch = epoch + 1, 0
-        return self._iterate(epoch, start)
-
-    def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order, flip, shift = self._epoch_plan(epoch)
         self._position = (epoch, start)
         threads = self.num_threads if self.device.type == "cpu" else None
