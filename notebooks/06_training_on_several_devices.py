@@ -72,6 +72,7 @@ from d2l_resnet.plot import plot_runs
 from d2l_resnet.results import read_json, read_run
 from d2l_resnet.train import train
 
+profile = get_profile()
 images, labels = load_fashion_mnist_tensors(train=True)
 X, y = next(iter(InMemoryLoader(images[:16], labels[:16], 16)))  # 16 images, normalized
 print(tuple(X.shape), tuple(y.shape))
@@ -255,7 +256,8 @@ print(f"2 processes / 1 process with {max(one_process)} threads: "
       f"{two_processes.train_examples_per_sec / all_threads:.2f}x examples/s")
 assert min(h.test_acc for h in runs.values()) > 0.3
 assert abs(difference) < 0.1
-assert two_processes.train_examples_per_sec < all_threads
+if not profile.quick:          # the committed run, as the text below says
+    assert two_processes.train_examples_per_sec < all_threads
 
 # %% [markdown]
 # The two runs compute the same steps, as checked above for one step, but not in the
