@@ -45,14 +45,12 @@ from IPython.display import display
 from torch import nn
 
 from d2l_resnet import get_device, get_profile, resnet18, show_source
-from d2l_resnet.checkpoint import load_checkpoint
 from d2l_resnet.data import (
     get_fashion_mnist_labels,
     load_data_fashion_mnist_fast,
     load_data_for_profile,
 )
-from d2l_resnet.devices import resolve_precision
-from d2l_resnet.model import MatmulConv2d, init_weights, use_matmul_convs
+from d2l_resnet.model import init_weights
 from d2l_resnet.plot import (
     LivePlot,
     plot_confusion_matrix,
@@ -76,6 +74,7 @@ from d2l_resnet.train import (
     confusion_matrix,
     evaluate_accuracy,
     predict,
+    scoring,
     set_seed,
     train,
     train_epoch,
@@ -445,9 +444,7 @@ print(f"this run ({profile.name}): test accuracy {history.test_acc:.3f} after "
 
 # %%
 recipe = profile.recipe
-scoring = {"precision": resolve_precision(recipe.precision, device).name,
-           "channels_last": recipe.channels_last, "flip_tta": recipe.flip_tta}
-preds, labels = predict(net, data.test, **scoring)
+preds, labels = predict(net, data.test, **scoring(recipe, device))   # scored as train did
 matrix = confusion_matrix(preds, labels)
 assert int(matrix.sum()) == data.test.num_examples
 assert int(matrix.diag().sum()) / int(matrix.sum()) == history.test_acc
@@ -558,6 +555,9 @@ display(plot_lr_runs(runs, limit=limit))
 #   keeps float32. This machine:
 
 # %%
+from d2l_resnet.devices import resolve_precision
+from d2l_resnet.model import MatmulConv2d, use_matmul_convs
+
 print(resolve_precision(recipe.precision, "cpu"))
 
 # %% [markdown]
@@ -687,6 +687,8 @@ for (lr, seed), losses in sorted(runs.items(), key=lambda kv: (-kv[0][0], kv[0][
 # fresh network loads the weights and scores the test set again:
 
 # %%
+from d2l_resnet.checkpoint import load_checkpoint
+
 state = load_checkpoint(checkpoint)
 reloaded = resnet18()
 if recipe.matmul_convs:             # the speed devices of appendix A, as in training
@@ -695,7 +697,7 @@ if recipe.channels_last:
     reloaded = reloaded.to(memory_format=torch.channels_last)
 reloaded.load_state_dict(state["model"])
 reloaded.to(device)
-rescored = evaluate_accuracy(reloaded, data.test, **scoring)
+rescored = evaluate_accuracy(reloaded, data.test, **scoring(recipe, device))
 print("epoch of the checkpoint == last epoch:", state["epoch"] == recipe.num_epochs)
 print("the checkpoint's recipe is the profile's:",
       Recipe(**state["recipe"]) == recipe)
