@@ -7,6 +7,7 @@ test takes well under a second; notebook 04 and the CLI exercise the real thing.
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -322,7 +323,12 @@ def test_resume_from_an_older_checkpoint_says_so_and_its_weights_still_load(tmp_
 
 def test_save_checkpoint_is_atomic(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "sub" / "c.pt"
-    save_checkpoint(path, {"model": {}, "epoch": 1})
+    old_umask = os.umask(0o022)
+    try:
+        save_checkpoint(path, {"model": {}, "epoch": 1})
+    finally:
+        os.umask(old_umask)
+    assert path.stat().st_mode & 0o777 == 0o644           # as open() makes it, not 0o600
 
     def broken_save(obj: object, f) -> None:
         f.write(b"half a file")

@@ -35,7 +35,10 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[Any]], ob
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)   # as open() would create it, not mkstemp's 0o600
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})
                        ) as f:
             write(f)
