@@ -1,4 +1,5 @@
-"""The diagrams of d2l_resnet.extras.diagrams: well-formed, legible, computed, and committed as drawn."""
+"""The diagrams of d2l_resnet.extras.diagrams: well-formed, legible, computed, and committed
+as drawn."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def _texts(svg: str) -> list[str]:
 @pytest.mark.parametrize("name", list(FIGURES))
 def test_committed_figure_is_what_the_code_draws(name: str) -> None:
     path = COMMITTED / name
-    assert path.is_file(), f"{path} is missing: run python -m d2l_resnet.extras.diagrams notebooks/figures"
+    assert path.is_file(), (f"{path} is missing: run python -m d2l_resnet.extras.diagrams "
+                            "notebooks/figures")
     assert path.read_text(encoding="utf-8") == FIGURES[name]() + "\n", (
         f"{name} differs from what d2l_resnet.extras.diagrams draws now: run "
         "python -m d2l_resnet.extras.diagrams notebooks/figures and commit the result")
