@@ -257,9 +257,10 @@ def layer_grad_norms(net: nn.Module, X: torch.Tensor, y: torch.Tensor,
 def input_gradients(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``dE/dX``: the gradient of the cross-entropy with respect to each input.
 
-    ``E`` is the cross-entropy summed over the batch, so row ``i`` of the result is the
-    gradient of example ``i``'s own loss (with BatchNorm in training mode, also through the
-    batch's statistics, which every example shares). The network's mode is left as it is.
+    ``E`` is the cross-entropy summed over the batch, and row ``i`` of the result is
+    ``dE/dx_i``: the gradient of example ``i``'s own loss, and, with BatchNorm in training
+    mode, also of the others' through the batch statistics that ``x_i`` shares with them
+    (in evaluation mode, example ``i``'s alone). The network's mode is left as it is.
 
     Args:
         net: The network.
