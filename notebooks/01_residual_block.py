@@ -40,9 +40,9 @@ from d2l_resnet.model import init_weights
 _ = torch.manual_seed(0)  # the same random numbers on every run
 
 # %% [markdown]
-# The notation is He et al.'s, used in every notebook and tabled in the course's glossary:
-# $\mathcal{H}(\mathbf{x})$ is the mapping a block should compute, and $\mathcal{F}(\mathbf{x})
-# = \mathcal{H}(\mathbf{x}) - \mathbf{x}$ its residual branch.
+# The notation is He et al.'s, as in notebook 5 and in the notation table of the course's
+# glossary: $\mathcal{H}(\mathbf{x})$ is the mapping a block should compute, and
+# $\mathcal{F}(\mathbf{x}) = \mathcal{H}(\mathbf{x}) - \mathbf{x}$ its residual branch.
 #
 # ## Function classes (函数类)
 #
