@@ -2,6 +2,7 @@
 # does its job; a second run reuses what is already there.
 #
 #   make test                 unit tests, every notebook re-executed and compared, lint
+#   make test-fast            the same without the slow tests (browser, torchrun), to iterate
 #   make lab                  JupyterLab on notebooks/
 #   make site [PROFILE=...]   execute the notebooks into build/, build the course site
 #   make html                 build the site from the committed outputs, executing nothing
@@ -17,7 +18,7 @@ BUILD_DIR ?= build
 
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: test unit notebooks lint lab data site html clean venv
+.PHONY: test test-fast lab data site html clean venv
 
 venv: $(STAMP)
 
@@ -40,11 +41,18 @@ $(DATA_STAMP): $(STAMP)
 	@PY=$(PY) sh scripts/get-data.sh
 	@touch $@
 
+PYTEST := D2L_RESNET_PROFILE=quick TQDM_DISABLE=1 $(PY) -m pytest --nbval \
+	  --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider --durations=5
+
 test: $(DATA_STAMP)
 	@echo "==> unit tests and notebooks (pytest --nbval, profile quick)"
-	D2L_RESNET_PROFILE=quick TQDM_DISABLE=1 $(PY) -m pytest --nbval \
-	  --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider
+	$(PYTEST)
 	@echo "==> ruff check"
+	$(PY) -m ruff check src tests tools notebooks
+
+test-fast: $(DATA_STAMP)
+	@echo "==> unit tests and notebooks, without the slow browser and torchrun tests"
+	$(PYTEST) -m "not slow"
 	$(PY) -m ruff check src tests tools notebooks
 
 # The course site: Sphinx with myst-nb and sphinx-book-theme, configured in tools/course_site.

@@ -257,20 +257,76 @@ print(f"{'total':<7}{sum(params):>12,}{1:>8.1%}{total}")
 #   $9C^2$ weights, so doubling the channels quadruples a stage's parameters (`b4` has
 #   4 times those of `b3`, `b5` 4 times those of `b4`): `b5` alone holds three quarters
 #   of the network's.
-# - **Compute is spread evenly.** Halving height and width divides the positions by 4
-#   while doubling the channels multiplies the work per position by 4, so `b3`, `b4` and
-#   `b5` cost the same (to 0.1%). `b2`, with no stride-2 block, costs a little more.
+# - **At 224x224 the compute is spread evenly.** Halving height and width divides the
+#   positions by 4 while doubling the channels multiplies the work per position by 4, so
+#   `b3`, `b4` and `b5` cost the same (to 0.1%). `b2`, with no stride-2 block, costs a
+#   little more.
 # - **FLOPs scale with the pixels**: at 96x96 every stage costs exactly $(96/224)^2 =
 #   (3/7)^2$ of its cost at 224x224, since every feature map is $3/7$ as tall and wide.
-#   At 28x28 the rounding up of odd sizes (7 -> 4 -> 2 -> 1) breaks the exact ratio.
+# - **At 28x28, the size the course trains at**, the odd sizes round up (7 -> 4 -> 2 ->
+#   1): `b3`, `b4` and `b5` still count the same 16.8 MFLOPs each, and `b2`, on 7x7 maps
+#   where `b3` works on 4x4, now costs *less* (14.5).
 
 # %%
 assert params[4] / sum(params) > 0.75
 assert all(3.99 < params[i + 1] / params[i] < 4 for i in (2, 3))  # b4 / b3, b5 / b4
 assert max(flops[224][2:5]) / min(flops[224][2:5]) < 1.001
+assert flops[224][1] > flops[224][2] and flops[28][1] < flops[28][2]
 assert all(flops[96][i] * 49 == flops[224][i] * 9 for i in range(5))
-print("b5 holds > 75% of the parameters; b3, b4, b5 cost the same FLOPs to 0.1%; "
-      "FLOPs at 96 = (3/7)^2 x FLOPs at 224 for b1..b5")
+print("b5 holds > 75% of the parameters; b3, b4, b5 cost the same FLOPs to 0.1% at 224; "
+      "b2 costs more than b3 at 224 and less at 28; FLOPs at 96 = (3/7)^2 x FLOPs at 224")
+
+# %% [markdown]
+# Those counts take every multiply-add of a convolution as work, including the taps
+# that fall on zero padding. On large maps that is a thin border; on the tiny maps of
+# the training size it is most of the count. A 3x3 tap is *useful* where it meets a
+# real pixel: on `b5`'s 1x1 maps only the centre tap does (1 of 9, as checked above),
+# on `b4`'s 2x2 maps 4 of the 9 taps of each output pixel. Counted for every
+# convolution (an all-ones input convolved with an all-ones kernel gives, at each output
+# pixel, the number of taps that meet the image):
+
+# %%
+def useful_flops(net: nn.Sequential, size: int) -> list[float]:
+    """Per top-level layer: the multiply-adds whose tap meets a real pixel, times 2."""
+    counts = []
+
+    def hook(module, inputs, output):
+        _, c, h, w = inputs[0].shape
+        ones = torch.ones(1, 1, h, w)
+        taps = F.conv2d(ones, torch.ones(1, 1, *module.kernel_size), stride=module.stride,
+                        padding=module.padding)                  # real taps per output
+        counts.append(2.0 * float(taps.sum()) * c * module.out_channels)
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, nn.Conv2d)]
+    X, per_layer = torch.zeros(1, 1, size, size), []
+    with torch.no_grad():
+        for layer in net:
+            counts.clear()
+            X = layer(X)
+            per_layer.append(sum(counts))
+    for handle in handles:
+        handle.remove()
+    return per_layer
+
+
+for size in (224, 28):
+    useful = useful_flops(net.eval(), size)[:5]
+    counted = flops[size][:5]
+    print(f"{size}x{size}: useful / counted FLOPs, b1..b5: "
+          + "  ".join(f"{u / c:.2f}" for u, c in zip(useful, counted, strict=True)))
+useful28 = useful_flops(net, 28)[:5]
+assert abs(useful28[4] / flops[28][4] - 0.17) < 0.02      # b5: mostly centre taps
+assert useful28[2] > useful28[3] > useful28[4]             # b3 > b4 > b5 at 28x28
+
+# %% [markdown]
+# At 224x224 most of the count is useful work: from 98% in `b1` to 83% in `b5`, whose
+# 7x7 maps have a wide border. At 28x28, `b3`, `b4` and `b5` count the same, but `b3`
+# uses 70% of its count, `b4` about half and `b5` a sixth (its first block still
+# reads 2x2 inputs, hence more than a ninth): the even spread breaks down on the 2x2 and
+# 1x1 maps, and what `b5` learns at this size, it learns mostly with its centre taps.
+# Notebook 4's appendix turns this into speed: on such maps a convolution is a small
+# matrix product.
 
 # %% [markdown]
 # The same in a picture: for each stage, its share of all parameters and its share of
@@ -294,8 +350,9 @@ fig
 # - At 224x224 the final feature maps are 7x7; at 96x96, 3x3; at Fashion-MNIST's 28x28,
 #   a single pixel.
 # - 11.2 million parameters, three quarters of them in `b5`; 3.5 GFLOPs per 224x224
-#   image, 0.64 at 96x96 and 0.066 at 28x28, spread almost evenly over `b2` to `b5`
-#   (the stem costs far less).
+#   image, 0.64 at 96x96 and 0.066 at 28x28. At 224x224 they are spread almost evenly
+#   over `b2` to `b5` (the stem costs far less); at 28x28 `b4` and `b5` count as much
+#   as `b3`, but most of their multiply-adds fall on zero padding.
 #
 # Next: notebook 3 loads Fashion-MNIST.
 
@@ -326,7 +383,7 @@ fig
 # import torch.nn.functional as F
 # from torch import nn
 #
-# from d2l_resnet import Residual, summarize
+# from d2l_resnet import Residual, resnet18, summarize
 #
 #
 # class Bottleneck(nn.Module):
@@ -365,18 +422,23 @@ fig
 #     print(f"{name:<25} {row.params:>7,} parameters {row.flops / 1e6:>7.1f} MFLOPs at 56x56")
 # print(f"bottleneck / basic: parameters {bottleneck.params / basic.params:.2f}, "
 #       f"FLOPs {bottleneck.flops / basic.flops:.2f}")
+# print(f"weights: bottleneck's 3x3 on 64 channels {9 * 64**2:,}, its two 1x1 "
+#       f"{2 * 256 * 64:,}; the basic block's two 3x3 {2 * 9 * 64**2:,}")
+# flops18 = sum(r.flops for r in summarize(resnet18(), (1, 1, 224, 224)))
+# print(f"ResNet-18 at 224x224: {flops18 / 1e9:.1f} GFLOPs counted here, "
+#       f"{flops18 / 2e9:.1f} with a multiply-add as one")
 # assert 0.9 < bottleneck.params / basic.params < 1
 # assert 0.9 < bottleneck.flops / basic.flops < 1
 # ```
 #
-# The bottleneck block takes and gives four times as many channels, yet costs about 5%
-# less than the basic block: its 3x3 convolution works on 64 channels ($9 \cdot 64^2 =
+# The bottleneck block takes and gives four times as many channels, yet costs a few
+# percent less than the basic block (the ratios printed): its 3x3 convolution works on 64 channels ($9 \cdot 64^2 =
 # 36{,}864$ weights) and its two 1x1 convolutions add $2 \cdot 256 \cdot 64 = 32{,}768$,
 # against $2 \cdot 9 \cdot 64^2 = 73{,}728$ in the two 3x3 convolutions of the basic
 # block. That is how ResNet-50 has three layers per block and stages four times as
 # wide as ResNet-34's at about the same cost (Table 1 of the paper: 3.8 against 3.6
-# billion FLOPs; the paper counts a multiply-add as one FLOP, so its ResNet-18 has 1.8
-# billion, about half the 3.5 counted here).
+# billion FLOPs; the paper counts a multiply-add as one FLOP, which gives ResNet-18 the
+# 1.8 billion of its table, half the 3.5 counted here, as printed).
 #
 # </details>
 #
@@ -519,7 +581,7 @@ fig
 # import torch
 # import torch.nn.functional as F
 #
-# from d2l_resnet import resnet18
+# from d2l_resnet import resnet18, summarize
 #
 # torch.manual_seed(0)
 # for size in (28, 96):
@@ -530,13 +592,79 @@ fig
 #     used = sum(int((p.grad != 0).sum()) for p in kernels)
 #     total = sum(p.numel() for p in kernels)
 #     print(f"{size}x{size}: {used:,} of b5's {total:,} convolution weights get a "
-#           f"gradient ({used / total:.0%})")
+#           f"gradient ({used / total:.0%}); the network costs "
+#           f"{sum(r.flops for r in summarize(net, (1, 1, size, size))) / 1e6:.0f} MFLOPs "
+#           f"per image")
 #     assert used / total < 0.2 if size == 28 else used / total > 0.99
 # ```
 #
 # The price of 96x96 is compute: 638 instead of 66 MFLOPs per image, almost ten times
 # as much for every training step. That is why the course profile trains at 28 and the
 # `d2l` profile, meant for a GPU, at 96.
+#
+# </details>
+#
+# **5. A stem for small images.** For CIFAR-10's 32x32 images, He et al. (2015, Sec.
+# 4.2) start with a single 3x3 convolution, stride 1, and no max-pool, where ImageNet's
+# ResNet (and this course) starts with a 7x7 convolution of stride 2 and a max-pool.
+# Replace `b1` of `resnet18()` by a 3x3 convolution with 64 channels, BatchNorm and
+# ReLU (stride 1, padding 1, no pool), and compare parameters and FLOPs per stage with
+# the course's network at 28x28. Then look up in `results/stem.csv` (written by
+# `python -m d2l_resnet experiment stem`) what each network scored on the validation
+# set, trained alike. Is the small-image stem worth its cost here?
+#
+# <details>
+# <summary>Solution 5</summary>
+#
+# ```python
+# from torch import nn
+#
+# from d2l_resnet import resnet18, summarize
+# from d2l_resnet.results import read_results
+#
+# small = resnet18()
+# small[0] = nn.Sequential(nn.Conv2d(1, 64, kernel_size=3, padding=1), nn.BatchNorm2d(64),
+#                          nn.ReLU())
+# stages = ["b1", "b2", "b3", "b4", "b5"]
+# course_rows = summarize(resnet18(), (1, 1, 28, 28))[:5]
+# small_rows = summarize(small, (1, 1, 28, 28))[:5]
+# print(f"{'stage':<6}{'7x7 stem: shape':>18}{'MFLOPs':>8}{'3x3 stem: shape':>18}{'MFLOPs':>8}")
+# for name, a, b in zip(stages, course_rows, small_rows, strict=True):
+#     print(f"{name:<6}{a.output_shape[1:]!s:>18}{a.flops / 1e6:>8.1f}"
+#           f"{b.output_shape[1:]!s:>18}{b.flops / 1e6:>8.1f}")
+# course_flops = sum(r.flops for r in course_rows)
+# small_flops = sum(r.flops for r in small_rows)
+# course_params = sum(r.params for r in course_rows)
+# small_params = sum(r.params for r in small_rows)
+# print(f"parameters: {course_params:,} and {small_params:,} ({small_params - course_params:+,});"
+#       f" FLOPs: {course_flops / 1e6:.0f} and {small_flops / 1e6:.0f} MFLOPs, "
+#       f"{small_flops / course_flops:.0f}x")
+# assert 13 < small_flops / course_flops < 15
+#
+# rows, meta = read_results("stem")
+# final = {}
+# for row in rows:
+#     if int(row["epoch"]) == meta["options"]["num_epochs"]:
+#         final.setdefault(row["network"], []).append(float(row["val_acc"]))
+# for network, accs in final.items():
+#     print(f"{network:<22} validation accuracy {sum(accs) / len(accs):.4f} "
+#           f"({len(accs)} seed(s), {meta['options']['train_subset']:,} training images, "
+#           f"{meta['options']['num_epochs']} epochs)")
+# means = {network: sum(accs) / len(accs) for network, accs in final.items()}
+# gain = means["ResNet-18, 3x3 stem"] - means["ResNet-18"]
+# print(f"3x3 stem - 7x7 stem: {gain:+.3f}, for {small_flops / course_flops:.0f}x the FLOPs")
+# assert gain > 0
+# ```
+#
+# The stem is the only change in parameters (a 3x3 kernel where there was a 7x7 one:
+# 2,560 fewer); the feature maps of every stage are 4 times as tall and wide (28, 14, 7
+# and 4 pixels instead of 7, 4, 2 and 1), so the network costs 14 times the FLOPs, and
+# `b5` works on 4x4 maps where its 3x3 kernels are used in full. On the validation set,
+# trained alike on 10,000 images for 10 epochs, it scored about 0.015 higher than the
+# course's network (as printed): a large gain, but from one seed on a subset, and at 14
+# times the arithmetic per image, which is why the course keeps the 7x7 stem on a laptop
+# CPU. Where time is not the constraint (a GPU), the small-image stem is worth trying:
+# *Dive into Deep Learning*'s multi-GPU section (notebook 6) trains such a stem.
 #
 # </details>
 

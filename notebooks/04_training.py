@@ -22,24 +22,22 @@
 #
 # - the training loop itself: one epoch is a short function, and `train` runs it;
 # - scoring the whole test set, which the source's evaluation does not do;
-# - the source's learning rate of 0.9, measured over several seeds: sometimes it
-#   diverges, sometimes it recovers slowly;
-# - how the course recipe was chosen: on a validation split of the training set, never
-#   on the test set;
+# - the recipe, ingredient by ingredient: what each setting does, why it helps here, and
+#   what it was measured to bring on a validation split of the training set;
 # - the run itself, the test set scored once at the end, and what the network gets
-#   wrong; a checkpoint, reloaded;
-# - an appendix on what makes the run fast on a CPU.
+#   wrong;
+# - the source's learning rate of 0.9, measured over several seeds.
 #
-# How much work it does depends on the profile (`D2L_RESNET_PROFILE`): `course` (the
-# default) trains on all 60,000 images, `quick` (for tests) on a small subset, `d2l`
-# with the book's settings.
+# Three appendices follow: what makes the run fast on a CPU, the guard that stops a
+# diverging run, and checkpoints. How much work the notebook does depends on the
+# profile (`D2L_RESNET_PROFILE`): `course` (the default) trains on all 60,000 images,
+# `quick` (for tests) on a small subset.
 
 # %%
 # %matplotlib inline
 import math
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -47,23 +45,12 @@ from IPython.display import display
 from torch import nn
 
 from d2l_resnet import get_device, get_profile, resnet18, show_source
-from d2l_resnet.checkpoint import load_checkpoint
 from d2l_resnet.data import (
     get_fashion_mnist_labels,
     load_data_fashion_mnist_fast,
     load_data_for_profile,
 )
-from d2l_resnet.devices import resolve_precision
-from d2l_resnet.extras.experiments import (
-    guard_stop,
-    longest_stretch_above,
-    lr_runs,
-    read_course_log,
-    read_results,
-    recipe_table,
-    results_dir,
-)
-from d2l_resnet.model import MatmulConv2d, init_weights, use_matmul_convs
+from d2l_resnet.model import init_weights
 from d2l_resnet.plot import (
     LivePlot,
     plot_confusion_matrix,
@@ -71,12 +58,23 @@ from d2l_resnet.plot import (
     plot_misclassified,
     plot_val_curves,
 )
+from d2l_resnet.profiles import Recipe
+from d2l_resnet.results import (
+    guard_stop,
+    longest_stretch_above,
+    lr_runs,
+    read_results,
+    read_run,
+    recipe_table,
+    seed_spread,
+)
 from d2l_resnet.train import (
     DivergenceGuard,
     accuracy,
     confusion_matrix,
     evaluate_accuracy,
     predict,
+    scoring,
     set_seed,
     train,
     train_epoch,
@@ -101,29 +99,29 @@ show_source(train_epoch)
 #
 # - `net.train()` puts BatchNorm in training mode: it normalizes with the statistics of
 #   each batch (and updates its running averages for later evaluation).
-# - `autocast` computes in bfloat16 where the machine does that natively, else it does
-#   nothing (see the appendix); `channels_last` is a memory layout, also for speed.
 # - `optimizer.zero_grad` clears the gradients of the previous step: PyTorch adds
 #   gradients up, so without it every step would use the sum of all earlier ones.
 # - `scheduler.step()` changes the learning rate after every step when the recipe uses
-#   a schedule.
+#   a schedule (below).
 # - The loss and the number of correct predictions are summed over the epoch, weighted
 #   by the batch size, and divided at the end: the mean over examples, as the book's
-#   `Accumulator` computes it.
+#   `Accumulator` computes it. `on_batch` hands each step's numbers to whoever watches
+#   (the live plot below).
+# - Two settings change how fast the loop runs, not what it computes: `precision` and
+#   `channels_last` (appendix A).
 #
 # `train` adds what a whole run needs around this loop: the seed, the initialisation,
-# the optimizer and schedule, the accuracy on a validation set after every epoch and
-# on the test set at the end, a history, checkpoints and a guard against a diverging
-# loss. To check that the loop above is what `train` runs, here are both on the same
-# 1,024 images with the source's recipe at the book's lr 0.05 (Xavier initialisation,
-# plain SGD, fp32): the
-# epoch function by hand, and `train` for one epoch.
+# the optimizer and schedule, the accuracy on a validation set after every epoch and on
+# the test set at the end, and a history of the run. To check that the loop above is
+# what `train` runs, here are both on the same 1,024 images with the source's recipe at
+# the book's lr 0.05 (Xavier initialisation, plain SGD, fp32): `train` for one epoch,
+# and the epoch function by hand.
 
 # %%
-small_iter, _ = load_data_fashion_mnist_fast(128, normalize=False, train_subset=1024,
-                                             test_subset=128, seed=0)
+small_iter = load_data_fashion_mnist_fast(128, normalize=False, train_subset=1024,
+                                          test_subset=128, seed=0).train
 by_train = train(resnet18(), small_iter, None, num_epochs=1, lr=0.05, device="cpu",
-                 seed=0, verbose=False, progress=False)
+                 recipe=Recipe(seed=0), verbose=False, progress=False)
 
 small_iter.load_state_dict({"seed": 0, "epoch": 0, "batch": 0})   # the same batches again
 net = resnet18()
@@ -189,6 +187,286 @@ print(f"evaluate_accuracy (whole set): {evaluate_accuracy(AlwaysZero(), trap):.3
 show_source(evaluate_accuracy)
 
 # %% [markdown]
+# ## The recipe, ingredient by ingredient (训练配方)
+#
+# The source trains with plain SGD at a constant rate, Xavier's initialisation and no
+# augmentation. The `course` profile trains the same network with a *recipe* of six
+# ingredients, each chosen by comparing variants on a **validation set**: 5,000 images
+# held out of the 60,000 training images (500 of each class, the same in every run,
+# notebook 3), on which no run trains. The test set plays no part in any choice: it is
+# scored once, by the final run below.
+#
+# `python -m d2l_resnet experiment recipe --round N` trains variants of the recipe on
+# the other 55,000 images, from two seeds each, and records the validation accuracy
+# after every epoch, and after the last also with test-time flips (below). Round 1
+# started from a peak rate of 0.1 and 15 epochs and changed one thing at a time; round
+# 2 tried its two winners together; round 3 tried shorter schedules. All variants:
+
+# %%
+rounds = {n: read_results(f"recipe_round{n}") for n in (1, 2, 3)}
+tables = {n: recipe_table(rows) for n, (rows, _) in rounds.items()}
+print(f"{'round':<6}{'variant':<30}{'epochs':>6}{'val acc, 2 seeds':>18}{'mean':>8}"
+      f"{'with flips':>12}")
+for n, table in tables.items():
+    for t in sorted(table, key=lambda t: -t["mean_flip_tta"]):
+        seeds = " ".join(f"{v:.4f}" for v in t["val_acc"])
+        print(f"{n:<6}{t['variant']:<30}{t['epochs']:>6}{seeds:>18}{t['mean']:>8.4f}"
+              f"{t['mean_flip_tta']:>12.4f}")
+for n, (_, meta) in rounds.items():
+    print(f"round {n}: {meta['command']} ({meta['precision']}, "
+          f"{meta['machine']['processor']}, {meta['seconds'] / 60:.0f} minutes)")
+
+# %% [markdown]
+# **How much is a difference worth?** Two seeds of one variant differ, and the spread
+# of their differences estimates how much one run moves by chance: the standard
+# deviation of one run's accuracy. A variant's mean over two seeds then has a standard
+# error of that over $\sqrt 2$, and the difference between two such means one of $\sqrt
+# 2 \cdot \sqrt{1/2} = 1$ times it (the variances of two independent means add).
+
+# %%
+sd = seed_spread([t for table in tables.values() for t in table])
+print(f"one run's standard deviation from its seed: {sd:.4f} (from "
+      f"{sum(len(t) for t in tables.values())} pairs of seeds, without test-time flips)")
+print(f"standard error of a difference between two 2-seed means: {sd:.4f}; "
+      f"two standard errors: {2 * sd:.4f}")
+
+
+def effect(round_: int, variant: str, baseline: str, key: str = "mean") -> str:
+    """A variant's mean minus the baseline's, and how many standard errors that is."""
+    by_name = {t["variant"]: t for t in tables[round_]}
+    diff = by_name[variant][key] - by_name[baseline][key]
+    return f"{diff:+.4f} ({diff / sd:+.1f} standard errors)"
+
+
+START = "start: lr 0.1, Kaiming init"
+
+# %% [markdown]
+# With about a dozen comparisons, one of them is likely to reach two standard errors by
+# chance alone: a single difference under two standard errors is a hint, not a finding.
+# Now the ingredients, each with its measured effect (the variant's mean minus the
+# starting point's, over two seeds, without test-time flips unless said).
+#
+# ### Momentum, Nesterov's (动量法)
+#
+# Plain SGD steps against the gradient of the current batch only. With *momentum* the
+# step is a running average of past gradients ($\mathbf{v} \leftarrow \beta \mathbf{v} +
+# \mathbf{g}$, $\mathbf{w} \leftarrow \mathbf{w} - \eta \mathbf{v}$, $\beta = 0.9$):
+# directions on which successive batches agree build up speed, and the noise in which
+# they disagree averages out. Nesterov's variant evaluates the gradient where the
+# momentum is about to carry the weights, which damps overshooting. *Dive into Deep
+# Learning*: "动量法" (Momentum).
+#
+# ### The one-cycle schedule (学习率调度)
+#
+# The rate warms up from a tenth of its peak over the first quarter of the steps, then
+# falls along a cosine to almost zero (Smith and Topin 2019; the momentum moves the other
+# way, between 0.95 and 0.85). The warm-up lets a freshly initialised network, whose
+# first gradients point nowhere in particular, survive a large peak rate; the large rate
+# covers ground; the slow end settles into a minimum that a constant rate would keep
+# jumping around. *Dive into Deep Learning*: "学习率调度器" (Learning Rate Scheduling),
+# warm-up and cosine. Momentum and schedule were measured together, against the book's
+# plain SGD at a constant rate of 0.05:
+
+# %%
+print("constant lr 0.05, no momentum, vs the start:",
+      effect(1, "constant lr, no momentum", START))
+print("peak lr 0.2 vs 0.1:", effect(1, "lr 0.2", START))
+print("peak lr 0.05 vs 0.1:", effect(1, "lr 0.05", START))
+
+# %% [markdown]
+# Dropping both costs about 0.02, nine standard errors: the largest effect in the table.
+# The peak rate matters less: 0.2 did better than 0.1 from both seeds, by about two
+# standard errors; but it is the best of a dozen comparisons, among which one such
+# difference is expected by chance alone, so it is a hint rather than a finding. The
+# course takes it, and round 3 (below) found nothing better above it.
+#
+# ### Weight decay (权重衰减)
+#
+# Each step also shrinks every weight by a small fraction ($5 \cdot 10^{-4}$ of the
+# rate), the gradient of an L2 penalty on the weights: of two networks that fit the
+# training set equally, it prefers the one with smaller weights, which tends to
+# generalise better. With BatchNorm it also keeps the scale of the weights, and so the
+# effective step size, in check. *Dive into Deep Learning*: "权重衰减" (Weight Decay).
+
+# %%
+print("no weight decay vs the start:", effect(1, "no weight decay", START))
+
+# %% [markdown]
+# Within the noise over 15 epochs; the recipe keeps it, as it started.
+#
+# ### Label smoothing (标签平滑)
+#
+# The loss compares the scores with a target that puts 0.9 on the true class and spreads
+# 0.1 over all ten, instead of all of it on the true class (Szegedy et al. 2016, Sec. 7):
+# the network is never pushed to make one score infinitely larger than the others, which
+# keeps it from growing overconfident on the training images. The price is that the
+# training loss cannot go below about 0.5. (The book has no section on it.)
+
+# %%
+print("no label smoothing vs the start:", effect(1, "no label smoothing", START))
+
+# %% [markdown]
+# Within the noise as well; kept.
+#
+# ### Kaiming initialisation, branches started at zero (初始化)
+#
+# The source draws its weights with Xavier's rule, made for layers whose activations are
+# symmetric around 0. He et al.'s (Kaiming) rule draws them with variance $2 /
+# \text{fan}$, twice Xavier's for equal fan-in and fan-out, to make up for the ReLU,
+# which zeroes half of its inputs (*Dive into Deep Learning*: "数值稳定性和模型初始化",
+# Numerical Stability and Initialization). On top, the last BatchNorm of each residual
+# branch starts with a scale of zero, so every block with an identity shortcut starts as
+# the identity (Goyal et al. 2017; torchvision's `zero_init_residual`; notebook 1): the
+# network starts out shallow, and each branch grows from zero.
+
+# %%
+print("Xavier vs Kaiming, peak lr 0.1 (round 1):", effect(1, "Xavier init", START))
+by_name = {t["variant"]: t for t in tables[1] + tables[2]}
+xavier, kaiming = by_name["lr 0.2, Xavier init"], by_name["lr 0.2"]
+print(f"Xavier vs Kaiming, peak lr 0.2 (round 2 against round 1's lr 0.2), with flips: "
+      f"{xavier['mean_flip_tta'] - kaiming['mean_flip_tta']:+.4f}")
+
+# %% [markdown]
+# At a rate of 0.1 Xavier's rule did a little better (a hint, within the noise); at 0.2
+# it did worse than Kaiming's. Winners need not add up, which is what round 2 was for;
+# the course keeps Kaiming's.
+#
+# ### Flips, in training and at test time (图像增广)
+#
+# Training images are mirrored left to right at random (notebook 3): a mirrored shirt is
+# still a shirt, so the network learns that the side does not matter. At test time the
+# network then scores each image and its mirror image, and the two scores are averaged
+# (*test-time augmentation*; Krizhevsky et al. 2012 averaged ten crops and their
+# reflections): two looks at the same garment, whose errors partly cancel. *Dive into
+# Deep Learning*: "图像增广" (Image Augmentation).
+
+# %%
+print("no flips in training vs the start:", effect(1, "no flips", START))
+for name in (START, "no flips"):
+    t = by_name[name]
+    print(f"test-time flips, {name}: {t['mean_flip_tta'] - t['mean']:+.4f}")
+print("flips and 2-pixel shifts vs the start:", effect(1, "flips and 2-pixel shifts", START))
+
+# %% [markdown]
+# Flips in training alone do not raise the validation accuracy within 15 epochs, but
+# they make test-time flips possible: these add to every network trained on flipped
+# images, and cost a lot to the one trained without, which never saw a mirrored
+# garment. Shifts of 2 pixels on top of the flips bring nothing. The course keeps flips
+# in training and at test time, without shifts.
+#
+# ### How long to train (训练轮数)
+#
+# A one-cycle schedule is planned for a number of epochs: a shorter one warms up,
+# peaks and anneals sooner. Round 1 compared 10, 15 and 20 epochs at a peak rate of
+# 0.1; round 3 compared 8, 10 and 12 at 0.2, and at higher peak rates, which a shorter
+# schedule may afford. With flips, against round 1's 15 epochs at 0.2:
+
+# %%
+for n, name in [(1, "lr 0.2"), *[(3, t["variant"]) for t in tables[3]]]:
+    t = {u["variant"]: u for u in tables[n]}[name]
+    print(f"round {n}: {name:<20} {t['epochs']:>3} epochs: {t['mean_flip_tta']:.4f} with "
+          f"flips, {t['mean_flip_tta'] - by_name['lr 0.2']['mean_flip_tta']:+.4f}")
+display(plot_val_curves(rounds[3][0], [t["variant"] for t in tables[3]], ylim=(0.88, 0.94)))
+
+# %% [markdown]
+# At a peak rate of 0.2, 10 epochs scored as well as 12 on the validation set, and 8
+# about 0.004 less (1.8 standard errors); a higher peak rate recovers part of that at 8
+# epochs and nothing at 10. Against round 1's 15 epochs, trained on another machine (a
+# GPU), 10 epochs give up 0.003, a little more than one standard error: within the
+# noise of two seeds. The course takes the shortest schedule that scored as well as any
+# of round 3: **10 epochs at a peak rate of 0.2**, two thirds of the time of 15.
+#
+# The course recipe, as the `course` profile holds it:
+
+# %%
+course = get_profile("course")        # whichever profile this notebook runs in
+for part in (course.recipe, course.data):
+    print(f"{type(part).__name__}:", ", ".join(f"{k}={v}" for k, v in vars(part).items()))
+
+# %% [markdown]
+# ## Training (训练)
+#
+# `train` keeps the source's call shape, `train(net, train_iter, test_iter, num_epochs,
+# lr, device)`; `recipe=` gives it every other setting. The final run trains on all
+# 60,000 training images, since the validation split has done its job, and scores the
+# test set once, after the last epoch. The curves are redrawn in place five times an
+# epoch: the training loss and accuracy, each the mean over the steps since the last
+# point (on the batches as trained: randomly flipped, in train mode, as the book
+# measures them). The progress bar shows when run by hand.
+
+# %% tags=["nbval-ignore-output"]
+device = get_device()            # "auto": a CUDA GPU, else Apple's mps, else the CPU
+data = load_data_for_profile(profile, device=device)
+print(f"profile {profile.name}: {data.train.num_examples:,} training and "
+      f"{data.test.num_examples:,} test images, {profile.recipe.num_epochs} epochs, "
+      f"batch {profile.data.batch_size}")
+
+# %% tags=["nbval-ignore-output"]
+checkpoint = Path(tempfile.mkdtemp()) / "resnet18.pt"   # one after every epoch (appendix C)
+net = resnet18()
+history = train(net, data.train, data.test, device=device, recipe=profile.recipe,
+                checkpoint=checkpoint, on_update=LivePlot(profile.recipe.num_epochs))
+assert len(history.epochs) == profile.recipe.num_epochs
+assert history.test_acc > (0.6 if profile.quick else 0.92), history.test_acc
+
+# %% [markdown]
+# The first line names the device and the precision (appendix A); the last two lines
+# are the book's. The loss is the label-smoothed cross-entropy the network was trained
+# on (it cannot go below about 0.5), the train accuracy is measured on flipped images in
+# train mode, and the test accuracy, scored once, is the one that counts.
+
+# %% tags=["nbval-ignore-output"]
+print(f"this run ({profile.name}): test accuracy {history.test_acc:.3f} after "
+      f"{len(history.epochs)} epochs, {history.wall_time / 60:.1f} minutes, "
+      f"{history.train_examples_per_sec:,.0f} training examples/s")
+
+# %% [markdown]
+# On the validation split the same recipe scored 0.9327 with flips (the mean of two
+# seeds, each trained on 55,000 images). The test set, looked at once after every choice
+# was made, gives the figure above: a fair estimate of how the network does on images it
+# has never seen, and it may come out below the validation figure. A set of 5,000
+# images measures an accuracy near 0.93 to about $\pm 0.004$ (one standard error,
+# $\sqrt{p(1-p)/n}$), a set of 10,000 to about $\pm 0.003$, and the schedule that won on
+# the validation split was partly lucky there. The committed runs of the command line
+# (appendix A) scored the test set the same way.
+#
+# For comparison, the source trains for 10 epochs at lr 0.9 and scores one batch of
+# the test set; the book's ResNet section (d2l-zh, "残差网络（ResNet）") trains 10
+# epochs with plain SGD at lr 0.05, batch 256, on images enlarged to 96x96: almost
+# twelve times the pixels and ten times the arithmetic per image (638 against 66
+# MFLOPs, notebook 02), the `d2l` profile.
+#
+# ## What the network gets wrong (错误分析)
+#
+# The confusion matrix counts, for each true class (row), what the network predicted
+# (column). The mistakes are where a person would hesitate too: shirts, T-shirts,
+# pullovers and coats are told apart by details that 28x28 pixels barely show.
+
+# %%
+recipe = profile.recipe
+preds, labels = predict(net, data.test, **scoring(recipe, device))   # scored as train did
+matrix = confusion_matrix(preds, labels)
+assert int(matrix.sum()) == data.test.num_examples
+assert int(matrix.diag().sum()) / int(matrix.sum()) == history.test_acc
+names = get_fashion_mnist_labels(range(10))
+display(plot_confusion_matrix(matrix, names))
+
+# %% tags=["nbval-ignore-output"]
+per_class = matrix.diag() / matrix.sum(dim=1)
+for name, acc in sorted(zip(names, per_class.tolist(), strict=True), key=lambda t: t[1]):
+    print(f"{name:<12} {acc:.3f}")
+
+# %% [markdown]
+# The first 16 misclassified test images, titled `true -> predicted`:
+
+# %%
+wrong = (preds != labels).nonzero().flatten()[:16]
+assert len(wrong) == 16
+images = data.test.images[wrong.to(data.test.images.device)].cpu()      # (16, 28, 28)
+display(plot_misclassified(images, get_fashion_mnist_labels(labels[wrong]),
+                           get_fashion_mnist_labels(preds[wrong])))
+
+# %% [markdown]
 # ## The source's learning rate: 0.9 (学习率)
 #
 # The source trains with `lr = 0.9`; the book uses 0.05. The source's own output shows
@@ -225,245 +503,46 @@ print(f"({lr_meta['options']['steps']} steps, {lr_meta['precision']}, on "
 display(plot_lr_runs(runs, limit=limit))
 
 # %% [markdown]
-# Half of the seeds (4 to 7) send the loss to NaN within 9 to 16 steps: the weights
-# overflow and the run is lost. The other half spike to a loss of 50 to 90 within four
-# steps and then recover: over their first 47 steps (the first fifth of an epoch, which
-# is what the source printed first) their loss averages 5 to 11, around the source's
-# 7.4, and over their last 20 steps about 1. The source's run was one of these. At lr
-# 0.05 every seed spikes briefly too (to 5 to 8 at step 3, 4 or 5), then trains
-# steadily, to about 0.37 over the last 20 steps. So 0.9 sits on
-# the edge of stability for this network: whether a run diverges depends on its seed,
-# and even the runs that survive waste their first hundred steps. Which seeds fall on
-# which side depends on rounding, so another machine may split them differently.
-#
-# ### The divergence guard (发散保护)
-#
-# A run that diverges wastes the student's time, so `train` watches the loss. A NaN or
-# infinite loss stops the run at once: after it, every weight is NaN. A finite loss
-# stops it only when it has stayed above twice the loss of a uniform guess (2 ln 10 =
-# 4.6) for 100 steps in a row: a loss stuck there has learned nothing in nearly half an
-# epoch. The window comes from the runs above. The runs that recovered stayed
-# above the limit for at most the number of steps printed below, so a window six times
-# longer lets every one of them (and the source's own run) go on.
-
-# %%
-show_source(DivergenceGuard)
-
-# %%
-recovered = [losses for losses in runs.values() if all(math.isfinite(v) for v in losses)]
-print(f"longest stretch above {limit:.1f} in a run that recovered: "
-      f"{max(longest_stretch_above(v, limit) for v in recovered)} steps")
-for (lr, seed), losses in sorted(runs.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
-    stop = guard_stop(losses, DivergenceGuard(lr=lr))
-    # A stricter rule, for comparison: stop when the mean of 10 steps exceeds 3 ln 10.
-    means = [sum(losses[i - 10:i]) / 10 for i in range(10, len(losses) + 1)]
-    strict = next((i + 10 for i, m in enumerate(means) if not m <= 3 * math.log(10)), None)
-    print(f"lr {lr:g}, seed {seed}: " + ("not stopped" if stop is None
-                                          else f"stopped at step {stop}")
-          + ("" if strict is None else f" (the 10-step rule: at step {strict})"))
+# Half of the seeds (4 to 7) send the loss to NaN within 9 to 16 steps (the crosses at
+# the top of the left panel): the weights overflow and the run is lost. The other half
+# spike to a loss of 50 to 90 within four steps (off the top of the clipped axis; the
+# table gives the peaks) and then recover: over their first 47 steps (the first fifth of
+# an epoch, which is what the source printed first) their loss averages 5 to 11, around
+# the source's 7.4, and over their last 20 steps about 1. The source's run was one of
+# these. At lr 0.05 every seed spikes briefly too (to 5 to 8 at step 3, 4 or 5), then
+# trains steadily, to about 0.37 over the last 20 steps. So 0.9 sits on the edge of
+# stability for this network: whether a run diverges depends on its seed, and even the
+# runs that survive waste their first hundred steps. Which seeds fall on which side
+# depends on rounding, so another machine may split them differently. `train` stops a
+# run that diverges, and lets one that recovers go on (appendix B).
 
 # %% [markdown]
-# The guard stops the four runs that reach NaN, at the step they do, and none of the
-# others. A stricter rule, stopping when the mean loss over 10 steps exceeds three times
-# ln 10, would have stopped every run at lr 0.9 at step 10, the four that recovered
-# included; its message would have blamed the rate, for a run that was on its way to
-# being as good as the source's.
-
-# %% [markdown]
-# ## Choosing the recipe on a validation split (验证集)
+# ## Summary (小结)
 #
-# The `course` profile does not train the way the source does. Its main settings were
-# chosen by comparing variants, and the comparison was made on a *validation*
-# set: 5,000 images held out of the 60,000 training images (500 of each class, the
-# same in every run), on which no run trains. The test set plays no part in any
-# choice: it is scored once, by the final run below. Choosing on the test set would
-# make its accuracy an optimistic estimate, because the choice itself would have been
-# fitted to it.
+# - One epoch of training is a short loop: forward, loss, backward, step. `train` runs
+#   it once per epoch and adds what a run needs around it.
+# - Score the whole test set: the source's evaluation returned after its first batch.
+# - The course recipe: Nesterov momentum with a one-cycle schedule (the largest gain),
+#   weight decay, label smoothing, Kaiming initialisation with each branch started at
+#   zero, flips in training and at test time; each setting chosen on a validation split
+#   of the training set, and the test set scored once, at the end.
+# - The source's lr 0.9 sits on the edge of stability for this network: from half of
+#   the seeds it diverges to NaN within 16 steps, from the others it spikes and
+#   recovers slowly. The book's 0.05 trains steadily after a brief spike.
 #
-# `python -m d2l_resnet experiment recipe` trains variants of the recipe on the other
-# 55,000 images, from two seeds each, and records the validation accuracy after every
-# epoch, and after the last also with *test-time flips*: the mean of the scores of each
-# image and of its mirror image. Round 1 started from the recipe with a peak rate of
-# 0.1 and changed one thing at a time; round 2 trained together the two winners that
-# cost no extra time (a peak rate of 0.2 and Xavier's initialisation).
-# The results are in `results/recipe_round1.csv` and `recipe_round2.csv`:
-
-# %%
-rounds = {n: read_results(f"recipe_round{n}") for n in (1, 2)}
-table = [(n, t) for n, (rows, _) in rounds.items() for t in recipe_table(rows)]
-start = next(t["mean"] for _, t in table if t["variant"].startswith("start"))
-print(f"{'round':<6}{'variant':<30}{'epochs':>6}{'val acc, 2 seeds':>18}{'mean':>8}"
-      f"{'vs start':>10}{'with flips':>12}")
-for n, t in sorted(table, key=lambda nt: -nt[1]["mean"]):
-    seeds = " ".join(f"{v:.4f}" for v in t["val_acc"])
-    print(f"{n:<6}{t['variant']:<30}{t['epochs']:>6}{seeds:>18}{t['mean']:>8.4f}"
-          f"{t['mean'] - start:>+10.4f}{t['mean_flip_tta']:>12.4f}")
-meta = rounds[1][1]
-print(f"({meta['precision']}, on {meta['machine']['processor']}; round 1 took "
-      f"{meta['seconds'] / 60:.0f} minutes with 8 runs at a time)")
-
-# %%
-display(plot_val_curves(rounds[1][0], ["start: lr 0.1, Kaiming init", "lr 0.2",
-                                       "no flips", "constant lr, no momentum",
-                                       "20 epochs"]))
-
-# %% [markdown]
-# Two seeds of one variant differ by up to 0.007 here, so a difference of less than
-# about 0.003 between two variants says nothing. What the table does say:
+# ## Exercises (练习)
 #
-# - **The optimizer matters most.** SGD with Nesterov momentum and a one-cycle rate
-#   (a warm-up to the peak over the first quarter of the steps, then a cosine down to
-#   almost zero, the momentum moving the other way between 0.95 and 0.85) beats the
-#   book's plain SGD at a constant 0.05 by 0.02, the rest of the recipe kept.
-# - **A peak rate of 0.2** beats 0.1 by 0.005, from both seeds; 0.05 is no better than
-#   0.1.
-# - **Test-time flips** add 0.002 to 0.005 to every network trained on flipped images,
-#   and cost 0.035 to the one trained without flips, which never saw a mirrored
-#   garment. Flips in training alone do not raise the validation accuracy within 15
-#   epochs (0.9261 against 0.9269 at the start), but they make test-time flips possible,
-#   so the course keeps both. Shifts of 2 pixels on top of the flips bring nothing.
-# - **Label smoothing and weight decay**: without either the accuracy stays within the
-#   spread of the seeds; the recipe keeps both, as it started.
-# - **Initialisation**: Xavier's, as in the source, did better than Kaiming's with each
-#   residual branch started at zero by 0.0025 at a rate of 0.1 (a hint, within the
-#   noise), but with the rate of 0.2 (round 2) it did worse than the rate alone
-#   (0.9325 against 0.9357 with flips). Winners need not add up: that is what round 2
-#   is for. The course keeps Kaiming's.
-# - **More epochs** help: 20 reach 0.9316 at a rate of 0.1, 15 and 10 about 0.927. The
-#   course trains 15, a compromise with the time a laptop needs: 10 to 12 minutes on a
-#   2-core CPU with native bfloat16 (the run below, and the appendix), about twice that
-#   on one with AVX2 only.
+# 1. Run `python -m d2l_resnet experiment lr --steps 234 --seeds 2` (a whole epoch of
+#    full batches; about half an hour on a 2-core CPU): do the runs that recover at
+#    0.9 catch up with 0.05 by the end of the epoch?
+# 2. The guard (appendix B) stops a finite loss only after 100 steps above 4.6. Find a
+#    rule that stops the diverging runs of the table earlier without ever stopping one
+#    that recovered, and test it with `guard_stop` on the committed results.
+# 3. The table's "no label smoothing" variant trained with plain cross-entropy. Why
+#    can its training loss go below 0.5 while the others' cannot, and why does that
+#    make the training losses of the variants unfit for choosing between them?
 #
-# So the course recipe is the start with a peak rate of 0.2 and test-time flips: the
-# row `lr 0.2`, 0.9357 on the validation split with flips. Here it is, and what it
-# trains on:
-
-# %%
-course = get_profile("course")        # whichever profile this notebook runs in
-print(asdict(course.recipe))
-print(asdict(course.data))
-
-# %% [markdown]
-# ## Training (训练)
-#
-# `train` keeps the source's call shape, `train(net, train_iter, test_iter, num_epochs,
-# lr, device)`; the other settings of the recipe follow as keywords. The final run of
-# the course trains on all 60,000 training images, since the validation split has done
-# its job, and scores the test set once, after the last epoch. The curves are redrawn
-# in place five times an epoch: training loss and accuracy (on the batches as trained,
-# randomly flipped, in train mode, as the book measures them). The progress bar shows when run
-# by hand.
-
-# %% tags=["nbval-ignore-output"]
-device = get_device()            # "auto": a CUDA GPU, else Apple's mps, else the CPU
-train_iter, test_iter = load_data_for_profile(profile, device=device)
-print(f"profile {profile.name}: {train_iter.num_examples:,} training and "
-      f"{test_iter.num_examples:,} test images, {profile.recipe.num_epochs} epochs, "
-      f"batch {profile.data.batch_size}")
-
-# %% tags=["nbval-ignore-output"]
-checkpoint = Path(tempfile.mkdtemp()) / "resnet18.pt"
-net = resnet18()
-history = train(net, train_iter, test_iter, device=device, checkpoint=checkpoint,
-                on_update=LivePlot(profile.recipe.num_epochs), **asdict(profile.recipe))
-assert len(history.epochs) == profile.recipe.num_epochs
-assert history.test_acc > (0.6 if profile.quick else 0.92), history.test_acc
-
-# %% [markdown]
-# The first line names the precision and why it was chosen; the last two lines are the
-# book's. The loss is the label-smoothed cross-entropy the network was trained on (with
-# smoothing 0.1 it cannot go below about 0.5), the train accuracy is measured on
-# flipped images in train mode, and the test accuracy, scored once, is the one that
-# counts.
-
-# %% tags=["nbval-ignore-output"]
-print(f"this run ({profile.name}): test accuracy {history.test_acc:.3f} after "
-      f"{len(history.epochs)} epochs, {history.wall_time / 60:.1f} minutes, "
-      f"{history.train_examples_per_sec:,.0f} training examples/s")
-
-# %% [markdown]
-# On the validation split the same recipe scored 0.9357 with flips (the mean of two
-# seeds, each trained on 55,000 images). The test set above was looked at once, after
-# every choice was made, so its accuracy is a fair estimate of how the network does on
-# images it has never seen; it may come out a little below the validation figure,
-# since the variant that won on the split was partly lucky there. The runs of
-# `python -m d2l_resnet train --profile course` committed under `results/` (listed in
-# the appendix) reached 0.932 and 0.933 on a CPU, with bfloat16 and in float32.
-#
-# For comparison, the source trains for 10 epochs at lr 0.9 and scores one batch of
-# the test set; the book's ResNet section (d2l-zh, "残差网络（ResNet）") trains 10
-# epochs with plain SGD at lr 0.05, batch 256, on images enlarged to 96x96: almost
-# twelve times the pixels and ten times the arithmetic per image (638 against 66
-# MFLOPs, notebook 02), the `d2l` profile.
-
-# %% [markdown]
-# ## What the network gets wrong (错误分析)
-#
-# The confusion matrix counts, for each true class (row), what the network predicted
-# (column). The mistakes are where a person would hesitate too: shirts, T-shirts,
-# pullovers and coats are told apart by details that 28x28 pixels barely show.
-
-# %%
-recipe = profile.recipe
-preds, labels = predict(net, test_iter, precision=recipe.precision,
-                        channels_last=recipe.channels_last, flip_tta=recipe.flip_tta)
-matrix = confusion_matrix(preds, labels)
-assert int(matrix.sum()) == test_iter.num_examples
-assert int(matrix.diag().sum()) / int(matrix.sum()) == history.test_acc
-names = get_fashion_mnist_labels(range(10))
-display(plot_confusion_matrix(matrix, names))
-
-# %% tags=["nbval-ignore-output"]
-per_class = matrix.diag() / matrix.sum(dim=1)
-for name, acc in sorted(zip(names, per_class.tolist(), strict=True), key=lambda t: t[1]):
-    print(f"{name:<12} {acc:.3f}")
-
-# %% [markdown]
-# The first 16 misclassified test images, titled `true -> predicted`:
-
-# %%
-wrong = (preds != labels).nonzero().flatten()[:16]
-assert len(wrong) == 16
-images = test_iter.images[wrong.to(test_iter.images.device)].cpu()      # (16, 28, 28)
-display(plot_misclassified(images, get_fashion_mnist_labels(labels[wrong]),
-                           get_fashion_mnist_labels(preds[wrong])))
-
-# %% [markdown]
-# ## Saving and reloading (保存和加载)
-#
-# `train` wrote a checkpoint after every epoch: the weights, the optimizer and schedule,
-# the epoch, the whole recipe, the random states and the history, so that
-# `train(..., resume=True)` can continue an interrupted run to the same final metrics
-# (the unit tests check this). The file is written to a temporary name and then
-# renamed, so a run killed while saving leaves the previous checkpoint whole. Here a
-# fresh network loads the weights and scores the test set again:
-
-# %%
-state = load_checkpoint(checkpoint)
-reloaded = resnet18()
-if recipe.matmul_convs:             # the speed devices of the appendix, as in training
-    use_matmul_convs(reloaded)
-if recipe.channels_last:
-    reloaded = reloaded.to(memory_format=torch.channels_last)
-reloaded.load_state_dict(state["model"])
-reloaded.to(device)
-rescored = evaluate_accuracy(reloaded, test_iter, precision=recipe.precision,
-                             channels_last=recipe.channels_last, flip_tta=recipe.flip_tta)
-print("epoch of the checkpoint == last epoch:", state["epoch"] == recipe.num_epochs)
-print("the checkpoint's recipe is the profile's:", state["recipe"] == asdict(recipe))
-print("re-scored accuracy == final test accuracy:", rescored == history.test_acc)
-
-# %% [markdown]
-# The same from the command line, with a progress bar, a checkpoint and the book's final
-# lines (`--resume` continues an interrupted run):
-#
-# ```sh
-# python -m d2l_resnet train --profile course --checkpoint checkpoints/resnet18.pt
-# python -m d2l_resnet train --profile course --checkpoint checkpoints/resnet18.pt --resume
-# ```
-
-# %% [markdown]
-# ## Appendix: making it fast on a CPU (附录：在CPU上加速)
+# ## Appendix A: making it fast on a CPU (附录A：在CPU上加速)
 #
 # None of what follows changes what the network computes, only how fast. Each device
 # is switched on by a setting of the recipe:
@@ -476,6 +555,9 @@ print("re-scored accuracy == final test accuracy:", rescored == history.test_acc
 #   keeps float32. This machine:
 
 # %%
+from d2l_resnet.devices import resolve_precision
+from d2l_resnet.model import MatmulConv2d, use_matmul_convs
+
 print(resolve_precision(recipe.precision, "cpu"))
 
 # %% [markdown]
@@ -483,16 +565,17 @@ print(resolve_precision(recipe.precision, "cpu"))
 #   stored as (N, H, W, C) in memory, the layout oneDNN's convolutions are fastest in.
 # - **Convolutions of tiny maps as matrix products** (`matmul_convs=True`): at 28x28 the
 #   stem shrinks the image to 7x7, so b4 computes 2x2 maps and b5 1x1 maps. There a padded
-#   3x3 convolution multiplies most of its taps by zero padding, and a convolution
-#   library is slow; as a matrix product the same linear map runs at the processor's
-#   matrix-multiply speed. `MatmulConv2d` keeps the parameters and the `state_dict`
-#   of `nn.Conv2d`, so checkpoints do not change.
+#   3x3 convolution multiplies most of its taps by zero padding (notebook 2 counts
+#   them), and a convolution library is slow; as a matrix product the same linear map
+#   runs at the processor's matrix-multiply speed. `MatmulConv2d` keeps the parameters
+#   and the `state_dict` of `nn.Conv2d`, so checkpoints do not change.
 
 # %%
 show_source(MatmulConv2d)
 
 # %% [markdown]
-# - **A fused optimizer step** and the **in-memory loader** of notebook 3.
+# - **A fused optimizer step** (`torch.optim.SGD(..., fused=True)`: all parameters in
+#   one pass) and the **in-memory loader** of notebook 3.
 #
 # Measured here: training steps per second of ResNet-18 at 28x28, with the devices
 # added one at a time (a few steps each, after a warm-up step).
@@ -505,7 +588,6 @@ def steps_per_second(channels_last, matmul_convs, precision, steps, batch_size=2
     X, y = torch.randn(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-        X = X.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, fused=True)
     batches = [(X, y)] * (steps + 1)
     start = 0.0
@@ -540,51 +622,96 @@ assert all(rate > 0 for rate in rates.values())
 # ### How long the course run takes (训练时间)
 #
 # Whole runs of `python -m d2l_resnet train --profile course`, committed under
-# `results/` with the machine they ran on (the first lines of each log name it):
+# `results/` with the machine they ran on (each writes its history as JSON with
+# `--history`):
 
 # %%
-print(f"{'log':<24}{'precision':>10}{'epochs':>8}{'minutes':>9}{'examples/s':>12}"
+print(f"{'run':<20}{'precision':>10}{'epochs':>8}{'minutes':>9}{'examples/s':>12}"
       f"{'test acc':>10}")
-for log in sorted(results_dir().glob("course_*.log")):
-    run = read_course_log(log)
-    precision = run["precision"].split()[1]                  # "precision bf16 (why)"
-    print(f"{log.name:<24}{precision:>10}{run['epochs']:>8}{run['minutes']:>9.1f}"
-          f"{run['examples_per_sec']:>12,.0f}{run['test_acc']:>10.3f}")
-    print(f"    {log.read_text().splitlines()[0].lstrip('# ')}")
+for name in ("course_cpu_native", "course_cpu_avx2"):
+    run_history, run = read_run(name)
+    precision = run_history.precision.split()[1]          # "precision bf16 (why)"
+    print(f"{name:<20}{precision:>10}{len(run_history.epochs):>8}{run['minutes']:>9.1f}"
+          f"{run_history.train_examples_per_sec:>12,.0f}{run_history.test_acc:>10.3f}")
+    print(f"    {run['command']}; {run['machine']['processor']}, "
+          f"{run['machine']['instruction_set']}, {run['machine']['threads']} threads")
 
 # %% [markdown]
-# The H100 run trained the recipe as it was before its rate was raised to 0.2 and
-# test-time flips were added (its log says so), so its accuracy is not the course
-# recipe's; its time is, but for one more forward pass over the test set. The run
-# capped at AVX2 is the same processor computing in float32, as most laptops would:
-# about twice the time of bfloat16, with the same accuracy to 0.001. Both CPU runs were
-# timed on a machine shared with other work, so a laptop of either class may take
-# somewhat more or less.
+# The two runs are the same processor: with its native bfloat16, and capped at AVX2,
+# computing in float32 as most laptops would, in about twice the time. Their test
+# accuracies differ in the third decimal: the two precisions round differently, the runs
+# drift apart over their 2,350 steps, and a difference of that size is within what a test
+# set of 10,000 images can resolve (about $\pm 0.003$). Both were timed on a machine
+# shared with other work, so a laptop of either class may take somewhat more or less.
+#
+# ## Appendix B: the divergence guard (附录B：发散保护)
+#
+# A run that diverges wastes the student's time, so `train` watches the loss. A NaN or
+# infinite loss stops the run at once: after it, every weight is NaN. A finite loss
+# stops it only when it has stayed above twice the loss of a uniform guess (2 ln 10 =
+# 4.6) for 100 steps in a row: a loss stuck there has learned nothing in nearly half an
+# epoch. The window comes from the lr 0.9 runs above. The runs that recovered stayed
+# above the limit for at most the number of steps printed below, so a window six times
+# longer lets every one of them (and the source's own run) go on.
+
+# %%
+show_source(DivergenceGuard)
+
+# %%
+recovered = [losses for losses in runs.values() if all(math.isfinite(v) for v in losses)]
+print(f"longest stretch above {limit:.1f} in a run that recovered: "
+      f"{max(longest_stretch_above(v, limit) for v in recovered)} steps")
+for (lr, seed), losses in sorted(runs.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
+    stop = guard_stop(losses, DivergenceGuard(lr=lr))
+    # A stricter rule, for comparison: stop when the mean of 10 steps exceeds 3 ln 10.
+    means = [sum(losses[i - 10:i]) / 10 for i in range(10, len(losses) + 1)]
+    strict = next((i + 10 for i, m in enumerate(means) if not m <= 3 * math.log(10)), None)
+    print(f"lr {lr:g}, seed {seed}: " + ("not stopped" if stop is None
+                                          else f"stopped at step {stop}")
+          + ("" if strict is None else f" (the 10-step rule: at step {strict})"))
 
 # %% [markdown]
-# ## Summary (小结)
+# The guard stops the four runs that reach NaN, at the step they do, and none of the
+# others. A stricter rule, stopping when the mean loss over 10 steps exceeds three times
+# ln 10, would have stopped every run at lr 0.9 at step 10, the four that recovered
+# included; its message would have blamed the rate, for a run that was on its way to
+# being as good as the source's.
 #
-# - One epoch of training is a short loop: forward, loss, backward, step. `train` runs
-#   it once per epoch and adds what a run needs around it.
-# - Score the whole test set: the source's evaluation returned after its first batch.
-# - The source's lr 0.9 sits on the edge of stability for this network: from half of
-#   the seeds it diverges to NaN within 16 steps, from the others it spikes and
-#   recovers slowly. The book's 0.05 trains steadily after a brief spike.
-# - Settings are chosen on a validation split of the training set; the test set is
-#   scored once, at the end.
-# - The speed devices change how fast the network computes, not what.
+# ## Appendix C: saving and reloading (附录C：保存和加载)
 #
-# ## Exercises (练习)
+# `train` wrote a checkpoint after every epoch: the weights, the optimizer and schedule,
+# the epoch, the whole recipe, the random states and the history, so that
+# `train(..., resume=True)` can continue an interrupted run to the same final metrics
+# (the unit tests check this). The file is written to a temporary name and then
+# renamed, so a run killed while saving leaves the previous checkpoint whole. Here a
+# fresh network loads the weights and scores the test set again:
+
+# %%
+from d2l_resnet.checkpoint import load_checkpoint
+
+state = load_checkpoint(checkpoint)
+reloaded = resnet18()
+if recipe.matmul_convs:             # the speed devices of appendix A, as in training
+    use_matmul_convs(reloaded)
+if recipe.channels_last:
+    reloaded = reloaded.to(memory_format=torch.channels_last)
+reloaded.load_state_dict(state["model"])
+reloaded.to(device)
+rescored = evaluate_accuracy(reloaded, data.test, **scoring(recipe, device))
+print("epoch of the checkpoint == last epoch:", state["epoch"] == recipe.num_epochs)
+print("the checkpoint's recipe is the profile's:",
+      Recipe(**state["recipe"]) == recipe)
+print("re-scored accuracy == final test accuracy:", rescored == history.test_acc)
+
+# %% [markdown]
+# The same from the command line, with a progress bar, a checkpoint and the book's final
+# lines (`--resume` continues an interrupted run, `--history` writes the history as
+# JSON):
 #
-# 1. Run `python -m d2l_resnet experiment lr --steps 234 --seeds 2` (a whole epoch of
-#    full batches; about half an hour on a 2-core CPU): do the runs that recover at
-#    0.9 catch up with 0.05 by the end of the epoch?
-# 2. The guard stops a finite loss only after 100 steps above 4.6. Find a rule that
-#    stops the diverging runs of the table earlier without ever stopping one that
-#    recovered, and test it with `guard_stop` on the committed results.
-# 3. The table's "no label smoothing" variant trained with plain cross-entropy. Why
-#    can its training loss go below 0.5 while the others' cannot, and why does that
-#    make the training losses of the variants unfit for choosing between them?
+# ```sh
+# python -m d2l_resnet train --profile course --checkpoint checkpoints/resnet18.pt
+# python -m d2l_resnet train --profile course --checkpoint checkpoints/resnet18.pt --resume
+# ```
 
 # %% tags=["nbval-ignore-output"]
 from d2l_resnet import run_info

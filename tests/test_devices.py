@@ -70,14 +70,12 @@ def test_explicit_precisions_are_honoured_and_slow_bf16_warns_once(monkeypatch) 
     monkeypatch.setattr(devices, "cpu_bf16_support", lambda: (False, "test: no bf16"))
     monkeypatch.setattr(devices, "_warned_slow_bf16", set())
     assert resolve_precision("fp32", "cpu").name == "fp32"
-    with pytest.warns(UserWarning, match=r"precision bf16 on a CPU without native bfloat16 "
-                                         r"\(test: no bf16\).*use precision 'auto' or 'fp32'"):
+    with pytest.warns(UserWarning, match=r"bf16.*test: no bf16.*'auto' or 'fp32'"):
         assert resolve_precision("bf16", "cpu") == Precision("bf16", "as asked")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         resolve_precision("bf16", "cpu")        # once is enough
-    with pytest.raises(ValueError, match="unknown precision 'fp16'; expected one of "
-                                         "'auto', 'fp32', 'bf16'"):
+    with pytest.raises(ValueError, match="'fp16'.*'auto', 'fp32', 'bf16'"):
         resolve_precision("fp16", "cpu")
 
 
@@ -97,10 +95,10 @@ def test_auto_device_is_cuda_then_mps_then_cpu(monkeypatch) -> None:
 
 def test_get_device_names_and_errors(monkeypatch) -> None:
     assert get_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="unknown device 'gpu0'; expected 'auto', 'cpu'"):
+    with pytest.raises(ValueError, match="'gpu0'.*'auto', 'cpu'"):
         get_device("gpu0")
-    with pytest.raises(ValueError, match="not available"):
+    with pytest.raises(ValueError, match=f"cuda:{torch.cuda.device_count()}"):
         get_device(f"cuda:{torch.cuda.device_count()}")
     monkeypatch.setattr(devices, "_mps_available", lambda: False)
-    with pytest.raises(ValueError, match="'mps' is not available: mps needs an Apple"):
+    with pytest.raises(ValueError, match="'mps'.*Apple"):
         get_device("mps")

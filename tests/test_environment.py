@@ -1,4 +1,5 @@
-"""environment.yml (conda) and pyproject.toml (pip) name the same runtime packages."""
+"""environment.yml (conda) and pyproject.toml (pip) name the same runtime packages, and
+the same course-site builder."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ else:  # Python 3.10
 TOP = Path(__file__).resolve().parents[1]
 # conda-forge names that differ from PyPI's.
 CONDA_TO_PIP = {"pytorch": "torch"}
+# The dev extra's packages that build the course site, which conda users get too.
+SITE = ("sphinx", "myst-nb", "sphinx-book-theme", "jupyter-server-mathjax")
 
 
 def _split(requirement: str) -> tuple[str, str]:
@@ -43,9 +46,17 @@ def _pyproject() -> tuple[dict[str, str], str]:
     return dict(_split(r) for r in project["dependencies"]), project["requires-python"]
 
 
+def _site_builder() -> dict[str, str]:
+    """The dev extra's course-site packages, their bounds without the markers."""
+    dev = tomllib.loads((TOP / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["dev"]
+    found = dict(_split(r.split(";")[0]) for r in dev)
+    return {name: found[name] for name in SITE}
+
+
 def test_same_runtime_packages_and_bounds() -> None:
     pip_deps, _ = _pyproject()
-    assert _conda() == pip_deps
+    assert _conda() == {**pip_deps, **_site_builder()}
 
 
 def test_same_python_bound() -> None:

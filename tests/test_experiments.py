@@ -24,6 +24,7 @@ from d2l_resnet.results import (
     read_results,
     read_run,
     recipe_table,
+    seed_spread,
 )
 from d2l_resnet.train import DivergenceGuard
 
@@ -137,3 +138,11 @@ def test_experiment_command_refuses_unknown_variants_and_counts(capsys) -> None:
     assert main(["experiment", "lr", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
     assert "--seeds" in err and "0" in err
+
+
+def test_the_seed_spread_pools_the_pairs_of_runs() -> None:
+    table = [{"val_acc": [0.90, 0.92]}, {"val_acc": [0.93, 0.93]}, {"val_acc": [0.91]}]
+    # (0.02^2 / 2 + 0) / 2 = 0.0001: a standard deviation of 0.01.
+    assert seed_spread(table) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="two seeds"):
+        seed_spread([{"val_acc": [0.9]}])

@@ -1,4 +1,4 @@
-"""The notebooks in JupyterLab, run the way students run them, in headless Chromium.
+"""The notebooks in JupyterLab, opened and run the way students do, in headless Chromium.
 
 The project's JupyterLab (``python -m jupyter lab``, as ``make lab`` starts it) serves a
 temporary copy of ``notebooks/`` on the loopback interface, with a random token and
@@ -7,10 +7,13 @@ committed notebooks nor the user's Jupyter settings are touched. Its kernels inh
 environment: profile ``quick``, this checkout's ``src/`` first on ``PYTHONPATH`` and
 ``TQDM_DISABLE`` removed, so that ``tqdm.auto`` shows its widget as it does for students.
 
-Each notebook is opened at ``lab/tree/<name>`` and, once its kernel is idle, driven
-through the main menu: Edit > Clear Outputs of All Cells (so that nothing shown afterwards
-comes from the committed outputs), Run > Run All Cells, and after the run File > Save
-Notebook (into the copy). The test fails when:
+Every notebook is opened at ``lab/tree/<name>``: it must show all its cells and start
+its kernel. What only JupyterLab can show is then checked on the training notebook, 04
+(``pytest --nbval`` already runs every notebook's cells and compares their outputs; it
+cannot see a widget): once its kernel is idle, it is driven through the main menu: Edit >
+Clear Outputs of All Cells (so that nothing shown afterwards comes from the committed
+outputs), Run > Run All Cells, and after the run File > Save Notebook (into the copy).
+The test fails when:
 
 - a code cell did not run: its saved ``execution_count`` is empty, the counts are not in
   order, or its prompt on the page does not show the saved count (``[*]:`` still running,
@@ -33,7 +36,8 @@ progress bar to ``test-artifacts/lab-04-progress.png``, and one of any notebook 
 fails to ``test-artifacts/lab-<name>-failed.png``.
 
 Without Chromium the test is skipped (and says how to install it); under CI (``CI=true``)
-it fails instead.
+it fails instead. The module carries the ``slow`` marker (``make test-fast`` leaves it
+out).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ from typing import Any
 import nbformat
 import pytest
 from browser import launch_chromium
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -397,12 +403,13 @@ def _cell_label(cells: list[Any], index: int) -> str:
 
 
 def run_in_lab(browser: Any, lab: Lab, path: str, screenshot: Path | None = None,
-               failure_screenshot: bool = True) -> LabRun:
+               failure_screenshot: bool = True, run_all: bool = True) -> LabRun:
     """Open ``path`` in JupyterLab, clear and run all cells from the menu, save, check.
 
     ``screenshot``: where to save the page after the run (and, with ``-progress`` added
     to its name, one with the progress bar during it); ``failure_screenshot``: save
-    ``test-artifacts/lab-<name>-failed.png`` when a check fails.
+    ``test-artifacts/lab-<name>-failed.png`` when a check fails; ``run_all=False``: only
+    open it (all its cells shown, its kernel idle).
     """
     from playwright.sync_api import Error as PlaywrightError
 
@@ -435,6 +442,8 @@ def run_in_lab(browser: Any, lab: Lab, path: str, screenshot: Path | None = None
                        and any(s["kernel"]["execution_state"] == "idle"
                                for s in lab.sessions(path))),
               OPEN_TIMEOUT)
+        if not run_all:
+            return run
         page.evaluate(RECORDER, PROGRESS)
 
         # Run > Run All Cells, from empty outputs: every count shown afterwards is new.
@@ -656,12 +665,17 @@ def test_checks_catch_what_they_should(browser: Any, lab: Lab, name: str,
 
 
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
-def test_notebook_runs_in_jupyterlab(browser: Any, lab: Lab, name: str) -> None:
-    training = name.startswith(TRAINING_PREFIX)
-    screenshot = ARTIFACTS / f"lab-{name[:2]}.png" if training else None
-    run = run_in_lab(browser, lab, name, screenshot=screenshot)
+def test_every_notebook_opens_in_jupyterlab_with_its_kernel(browser: Any, lab: Lab,
+                                                             name: str) -> None:
+    run = run_in_lab(browser, lab, name, run_all=False)
     assert run.problems == [], _report(run)
-    if training:
-        shown = [p for p in run.progress if p["width"] > 0]
-        assert shown, (f"{name}: no tqdm progress bar appeared while it trained "
-                       f"(widgets seen: {run.widgets})")
+
+
+def test_the_training_notebook_runs_in_jupyterlab_with_its_progress_bar(
+        browser: Any, lab: Lab) -> None:
+    (name,) = [n for n in NOTEBOOK_NAMES if n.startswith(TRAINING_PREFIX)]
+    run = run_in_lab(browser, lab, name, screenshot=ARTIFACTS / f"lab-{name[:2]}.png")
+    assert run.problems == [], _report(run)
+    shown = [p for p in run.progress if p["width"] > 0]
+    assert shown, (f"{name}: no tqdm progress bar appeared while it trained "
+                   f"(widgets seen: {run.widgets})")

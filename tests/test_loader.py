@@ -293,3 +293,13 @@ def test_bench_data_rejects_bad_sizes() -> None:
         bench_data(())
     with pytest.raises(ValueError, match="sizes.*0"):
         bench_data((28, 0))
+
+
+def test_an_iterator_made_and_dropped_skips_no_epoch() -> None:
+    """tqdm's progress bar (tqdm.auto) calls iter() once before the loop does: the epoch
+    starts with the first batch asked for, so the bar changes nothing."""
+    first_epoch = _indices(_indexed(shuffle=True, seed=3))
+    loader = _indexed(shuffle=True, seed=3)
+    iter(loader)                                   # made, never used
+    assert _indices(loader) == first_epoch
+    assert loader.state_dict()["epoch"] == 1

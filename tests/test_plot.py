@@ -22,8 +22,10 @@ from d2l_resnet.plot import (
     plot_history,
     plot_image_grid,
     plot_loss_panels,
+    plot_lr_runs,
     plot_misclassified,
     plot_runs,
+    plot_val_curves,
     plot_vs_depth,
 )
 from d2l_resnet.train import History
@@ -80,7 +82,7 @@ def test_cost_shares_rejects_bad_arguments(labels, series, match) -> None:
         plot_cost_shares(labels, series)
 
 
-# -- plot grid ---------------------------------------------------------------
+# -- image grids ---------------------------------------------------------------
 
 def test_image_grid_has_one_titled_image_per_example() -> None:
     images = torch.arange(5 * 4 * 4, dtype=torch.uint8).reshape(5, 4, 4)
@@ -110,7 +112,7 @@ def test_image_grid_refuses_bad_arguments(n: int, titles: list[str], ncols: int,
         plot_image_grid(torch.zeros(n, 4, 4), titles, ncols=ncols)
 
 
-# -- plot train --------------------------------------------------------------
+# -- training curves --------------------------------------------------------------
 
 def _history(epochs: int = 2) -> History:
     h = History(device="cpu", lr=0.1)
@@ -124,7 +126,8 @@ def _history(epochs: int = 2) -> History:
 def test_plot_history_draws_loss_and_accuracies() -> None:
     fig = plot_history(_history(), num_epochs=5)
     ax_loss, ax_acc = fig.axes
-    assert ax_loss.get_xlim() == (0, 5)
+    low, high = ax_loss.get_xlim()
+    assert low == 0 and 5 < high < 5.5          # the last epoch's markers inside the axes
     assert [line.get_label() for line in ax_acc.get_lines()] == ["train acc", "val acc"]
     history = _history()
     history.test_acc = 0.8
@@ -174,7 +177,7 @@ def test_confusion_matrix_and_misclassified_figures() -> None:
         plot_misclassified(images, list("abc"), list("abcde"))
 
 
-# -- plot runs ---------------------------------------------------------------
+# -- several runs ---------------------------------------------------------------
 
 def _run_history(shift: float) -> History:
     h = History(device="cpu", lr=0.1, test_acc=0.7 + shift)
@@ -200,7 +203,7 @@ def test_plot_runs_needs_a_run() -> None:
         plot_runs({})
 
 
-# -- plot gradients ----------------------------------------------------------
+# -- gradients and losses ----------------------------------------------------------
 
 def test_grad_norms_lines_are_placed_back_from_the_output() -> None:
     fig = plot_grad_norms({"a": {"L=3": [1e-4, 1e-2, 1.0], "L=2": [0.5, 2.0]},
@@ -367,3 +370,36 @@ def test_vs_depth_marks_each_depth_and_logs_the_named_panels() -> None:
         plot_vs_depth({"ratio": {"plain": {20: 1.0}}}, logy=["rate"])
     with pytest.raises(ValueError, match="none of them empty"):
         plot_vs_depth({"ratio": {"plain": {}}})
+
+
+# -- the committed experiments -------------------------------------------------------------
+
+
+def test_lr_runs_mark_the_nan_step_and_the_limit_where_they_occur() -> None:
+    nan = float("nan")
+    runs = {(0.9, 0): [3.0, 60.0, 5.0, 1.0], (0.9, 1): [3.0, 40.0, nan, nan],
+            (0.05, 0): [3.0, 2.0, 1.0, 0.5], (0.05, 1): [2.5, 2.0, 1.5, 1.0]}
+    fig = plot_lr_runs(runs, limit=4.6, clip=12)
+    ax_high, ax_low = fig.axes
+    assert [ax.get_title() for ax in (ax_high, ax_low)] == ["lr 0.9", "lr 0.05"]
+    assert ax_high.get_ylim() == (0, 12)
+    nan_marks = [ln for ln in ax_high.lines if ln.get_label() == "_nan"]
+    assert len(nan_marks) == 1 and list(nan_marks[0].get_xdata()) == [3]   # the NaN step
+    legend = [t.get_text() for t in ax_high.get_legend().get_texts()]
+    assert legend == ["limit 4.6 (2 ln 10)", "loss became NaN"]
+    assert ax_low.get_legend() is None                 # nothing crossed 4.6 at lr 0.05
+    seeds = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert seeds == ["seed 0", "seed 1"]
+
+
+def test_val_curves_are_the_means_of_the_seeds_zoomed_as_asked() -> None:
+    rows = [{"variant": v, "seed": str(s), "epoch": str(e), "val_acc": str(acc)}
+            for v, s, e, acc in [("a", 0, 1, 0.90), ("a", 1, 1, 0.92), ("a", 0, 2, 0.93),
+                                 ("a", 1, 2, 0.93), ("b", 0, 1, 0.91), ("b", 1, 1, 0.91),
+                                 ("b", 0, 2, 0.92), ("b", 1, 2, 0.94)]]
+    (ax,) = plot_val_curves(rows, ["a", "b"], ylim=(0.89, 0.95)).axes
+    for line in ax.lines:
+        assert list(line.get_ydata()) == pytest.approx([0.91, 0.93])
+    assert ax.get_ylim() == (0.89, 0.95) and "mean of 2 seeds" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="'c'"):
+        plot_val_curves(rows, ["c"])

@@ -25,6 +25,7 @@ from d2l_resnet.train import (
     evaluate_accuracy,
     make_optimizer,
     predict,
+    scoring,
     set_seed,
     train,
     train_epoch,
@@ -449,3 +450,19 @@ def test_one_cycle_moves_the_recipes_momentum_against_the_rate(
         scheduler.step()
     assert [seen[0], seen[4], seen[19]] == pytest.approx(expected)
     assert max(seen.values()) == pytest.approx(expected[0])
+
+
+def test_a_progress_bar_changes_nothing_the_run_computes() -> None:
+    plain, _ = _run(num_epochs=2)
+    with_bar, _ = _run(num_epochs=2, progress=True)
+    assert (with_bar.train_loss, with_bar.test_acc) == (plain.train_loss, plain.test_acc)
+
+
+def test_scoring_says_how_train_scores_a_recipe() -> None:
+    recipe = Recipe(precision="fp32", channels_last=True, flip_tta=True)
+    assert scoring(recipe, "cpu") == {"precision": "fp32", "channels_last": True,
+                                      "flip_tta": True}
+    history, net = _run(num_epochs=1, flip_tta=True)
+    _, test_iter = _loaders()
+    assert evaluate_accuracy(net, test_iter, **scoring(RECIPE.replace(flip_tta=True),
+                                                       "cpu")) == history.test_acc

@@ -423,19 +423,20 @@ def _history_axes(fig: Figure, history: Any, num_epochs: int | None) -> None:
     points = list(history.points)
     xs = [p[0] for p in points]
     ax_loss.plot(xs, [p[1] for p in points], color="C0", label="train loss")
-    ax_acc.plot(xs, [p[2] for p in points], color="C1", label="train acc")
+    ax_acc.plot(xs, [p[2] for p in points], color="C1", label="train acc")   # means of
+    # the steps between two points, five points an epoch
     if history.val_acc:
         ax_acc.plot(list(history.epochs), list(history.val_acc), "o-", color="C2",
                     label="val acc")
     if history.test_acc is not None:
         ax_acc.plot([history.epochs[-1]], [history.test_acc], "*", color="C3", ms=10,
                     label="test acc (scored once)")
-    last = num_epochs or (max(xs) if xs else 1)
+    last = max(1, num_epochs or (max(xs) if xs else 1))
     for ax, ylabel in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-        ax.set_xlim(0, max(1, last))
+        ax.set_xlim(0, last + 0.04 * last)       # the last epoch's markers stay inside
         _frame(ax, "epoch", ylabel)
         ax.legend(frameon=False, fontsize=8)
-    ax_acc.set_ylim(0, 1)
+    ax_acc.set_ylim(0, 1.02)
 
 
 def plot_history(history: Any, num_epochs: int | None = None,
@@ -612,14 +613,18 @@ def plot_image_grid(images: Any, titles: Sequence[str], ncols: int = 10,
 
 
 def plot_lr_runs(runs: Mapping[tuple[float, int], Sequence[float]], limit: float | None = None,
-                 figsize: tuple[float, float] = (9.0, 3.4)) -> Figure:
-    """Per-step training loss of several seeds, one panel per learning rate, log scale.
+                 clip: float = 12.0, figsize: tuple[float, float] = (9.0, 3.4)) -> Figure:
+    """Per-step training loss of several seeds, one panel per learning rate.
 
-    A run whose loss became NaN or infinite ends in a cross at its last finite step.
+    The loss axis is linear and clipped at ``clip``, where the spikes and the recoveries
+    show (a spike above it runs off the top). A run whose loss became NaN or infinite
+    ends in a cross at the top of its panel, at the step where it did; ``limit`` is drawn
+    as a dashed line in each panel where a run crossed it (e.g. the divergence guard's).
 
     Args:
         runs: ``(lr, seed)`` -> the loss of every step.
-        limit: Draw this loss as a dashed line (e.g. the divergence guard's limit).
+        limit: A loss to draw as a dashed line, e.g. the divergence guard's limit.
+        clip: The top of the loss axis.
         figsize: Width and height in inches.
     """
     if not runs:
@@ -629,41 +634,61 @@ def plot_lr_runs(runs: Mapping[tuple[float, int], Sequence[float]], limit: float
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(1, len(lrs), sharey=True, squeeze=False)[0]
     for ax, lr in zip(axes, lrs, strict=True):
+        crossed = False
         for k, seed in enumerate(seeds):
             losses = [float(v) for v in runs.get((lr, seed), [])]
             finite = [v for v in losses if math.isfinite(v)]
-            if not finite:
-                continue
             color = f"C{k % 10}"
             ax.plot(range(1, len(finite) + 1), finite, color=color, lw=1, label=f"seed {seed}")
             if len(finite) < len(losses):
-                ax.plot([len(finite)], [finite[-1]], "x", color=color, ms=8, mew=2)
-        if limit is not None:
-            ax.axhline(limit, color="0.4", ls="--", lw=1)
-        ax.set_yscale("log")
+                ax.plot([len(finite) + 1], [0.97 * clip], "x", color=color, ms=8, mew=2,
+                        clip_on=False, label="_nan")
+            crossed = crossed or (limit is not None and max(finite, default=0) > limit)
+        if crossed:
+            ax.axhline(limit, color="0.3", ls="--", lw=1,
+                       label=f"limit {limit:.1f} (2 ln 10)")
+        if any(line.get_label() == "_nan" for line in ax.lines):
+            ax.plot([], [], "x", color="0.3", ms=8, mew=2, label="loss became NaN")
+        ax.set_ylim(0, clip)
         ax.set_title(f"lr {lr:g}", fontsize=10)
         _frame(ax, "step")
-    axes[0].set_ylabel("training loss (log scale)")
-    axes[-1].legend(frameon=False, fontsize=7, ncol=2)
+        extras = [h for h in ax.lines if not h.get_label().startswith(("seed", "_"))]
+        if extras:
+            ax.legend(handles=extras, frameon=False, fontsize=7, loc="upper right")
+    axes[0].set_ylabel(f"training loss (clipped at {clip:g})")
+    seed_lines = [h for h in axes[-1].lines if h.get_label().startswith("seed")]
+    fig.legend(handles=seed_lines, loc="outside right center", frameon=False, fontsize=7)
     return fig
 
 
 def plot_val_curves(rows: Sequence[Mapping[str, str]], variants: Sequence[str],
-                    figsize: tuple[float, float] = (6.0, 3.4)) -> Figure:
-    """Validation accuracy per epoch of some variants of ``results/recipe_round*.csv`` (the mean
-    over seeds)."""
+                    ylim: tuple[float, float] | None = None,
+                    figsize: tuple[float, float] = (6.4, 3.4)) -> Figure:
+    """Validation accuracy per epoch of some variants of ``results/recipe_round*.csv``,
+    the mean over their seeds.
+
+    Args:
+        rows: The rows of a round's CSV.
+        variants: The variants to draw, by name.
+        ylim: The accuracy axis (zoom in on the differences discussed).
+        figsize: Width and height in inches.
+    """
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.subplots()
+    seeds = set()
     for k, name in enumerate(variants):
         by_epoch: dict[int, list[float]] = {}
         for row in rows:
             if row["variant"] == name:
                 by_epoch.setdefault(int(row["epoch"]), []).append(float(row["val_acc"]))
+                seeds.add(row["seed"])
         if not by_epoch:
             raise ValueError(f"no rows of variant {name!r}")
         epochs = sorted(by_epoch)
         ax.plot(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], "o-", ms=3,
                 color=f"C{k % 10}", label=name)
-    _frame(ax, "epoch", "validation accuracy")
-    ax.legend(frameon=False, fontsize=8)
+    _frame(ax, "epoch", f"validation accuracy\n(mean of {len(seeds)} seeds)")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
     return fig

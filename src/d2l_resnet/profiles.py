@@ -14,7 +14,7 @@ notebooks and the CLI choose a profile with the environment variable
 - ``d2l``: the book's recipe, unchanged: Xavier init, plain SGD at a constant lr 0.05, no
   augmentation, pixels in [0, 1], fp32, 96x96 images, 10 epochs (for a GPU).
 
-``train(net, train_iter, test_iter, **asdict(profile.recipe))`` trains with a profile's
+``train(net, data.train, data.test, recipe=profile.recipe)`` trains with a profile's
 recipe; :func:`d2l_resnet.data.load_data_for_profile` loads its data.
 """
 
@@ -216,12 +216,12 @@ class Profile:
 # (5,000 images; the test set played no part): `python -m d2l_resnet experiment recipe
 # --round 1` changed one setting at a time from a peak rate of 0.1; a peak rate of 0.2
 # and test-time flips helped from both seeds, and so did Xavier init alone, but Xavier
-# init with the rate of 0.2 did worse than the rate alone (`--round 2`). The tables are
-# results/recipe_round*.csv, discussed in notebook 04. Twenty epochs helped a little more
-# than fifteen; fifteen keep the run near ten minutes on a 2-core CPU with native
-# bfloat16 (results/course_cpu_*.log).
+# init with the rate of 0.2 did worse than the rate alone (`--round 2`). Round 3 tried
+# shorter schedules: 10 epochs scored best of them, as well as 12 and within noise of
+# the 15 of round 2, and 8 less, at any peak rate tried. The tables are
+# results/recipe_round*.csv, discussed in notebook 04.
 COURSE_RECIPE = Recipe(
-    num_epochs=15, lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
+    num_epochs=10, lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
     label_smoothing=0.1, schedule="onecycle", init="kaiming", precision="auto",
     channels_last=True, matmul_convs=True, flip_tta=True, seed=0)
 COURSE_DATA = DataSpec(batch_size=256, augment=True, max_shift=0, normalize=True)

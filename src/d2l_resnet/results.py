@@ -24,17 +24,20 @@ __all__ = [
     "guard_stop",
     "longest_stretch_above",
     "lr_runs",
+    "read_json",
     "read_results",
     "read_run",
     "recipe_table",
     "results_dir",
+    "seed_spread",
 ]
 
 #: The command that regenerates each result, for the message when one is missing.
 COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --round 1",
             "recipe_round2": "experiment recipe --round 2",
             "recipe_round3": "experiment recipe --round 3", "depth": "experiment depth",
-            "depth_curves": "experiment depth"}
+            "depth_curves": "experiment depth", "stem": "experiment stem",
+            "bench_ddp": "bench ddp --out results/bench_ddp.json"}
 
 
 def results_dir() -> Path:
@@ -59,18 +62,28 @@ def read_results(name: str, folder: Path | None = None
     return rows, json.loads(json_path.read_text())
 
 
+def read_json(name: str, folder: Path | None = None) -> dict[str, Any]:
+    """``NAME.json`` in ``results/`` (or ``folder``): a measurement written as data.
+
+    Raises:
+        FileNotFoundError: If there is no such file, naming the command that writes it.
+    """
+    path = (results_dir() if folder is None else Path(folder)) / f"{name}.json"
+    if not path.is_file():
+        command = COMMANDS.get(name, f"train --history {path}")
+        raise FileNotFoundError(f"no {path}; write it with `python -m d2l_resnet "
+                                f"{command}`")
+    return json.loads(path.read_text())
+
+
 def read_run(name: str, folder: Path | None = None) -> tuple[History, dict[str, Any]]:
-    """A committed training run, ``NAME.json`` as ``train --history`` wrote it: its
+    """A training run, ``NAME.json`` as ``train --history`` wrote it: its
     :class:`~d2l_resnet.train.History`, and the rest (command, machine, recipe, data).
 
     Raises:
         FileNotFoundError: If there is no such run.
     """
-    path = (results_dir() if folder is None else Path(folder)) / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no training run {path}; write one with `python -m "
-                                f"d2l_resnet train --history {path}`")
-    run = json.loads(path.read_text())
+    run = read_json(name, folder)
     return History.from_dict(run.pop("history")), run
 
 
@@ -123,3 +136,17 @@ def recipe_table(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
         entry["mean"] = statistics.fmean(entry["val_acc"])
         entry["mean_flip_tta"] = statistics.fmean(entry["val_acc_flip_tta"])
     return list(finals.values())
+
+
+def seed_spread(table: Sequence[dict[str, Any]], key: str = "val_acc") -> float:
+    """The standard deviation of one run's accuracy from its seed alone, estimated from the
+    variants of :func:`recipe_table` trained from two seeds: for two runs ``a`` and ``b``
+    of one variant, ``(a - b)**2 / 2`` estimates the variance; their mean pools them.
+
+    Raises:
+        ValueError: If no variant has two seeds.
+    """
+    pairs = [row[key][:2] for row in table if len(row[key]) >= 2]
+    if not pairs:
+        raise ValueError("no variant has two seeds; the spread needs pairs of runs")
+    return math.sqrt(statistics.fmean((a - b) ** 2 / 2 for a, b in pairs))

@@ -56,6 +56,7 @@ __all__ = [
     "predict",
     "prepare_network",
     "restore_run",
+    "scoring",
     "set_seed",
     "train",
     "train_epoch",
@@ -143,6 +144,13 @@ def predict(net: nn.Module, data_iter: Iterable, *, precision: str = "fp32",
     if not pairs:
         raise ValueError("data_iter yielded no example; pass a non-empty data set")
     return torch.cat([p for p, _ in pairs]), torch.cat([y for _, y in pairs])
+
+
+def scoring(recipe: Recipe, device: torch.device | str) -> dict[str, Any]:
+    """How a network trained with ``recipe`` on ``device`` is scored: the keywords of
+    :func:`evaluate_accuracy` and :func:`predict` that :func:`train` uses."""
+    return {"precision": resolve_precision(recipe.precision, device).name,
+            "channels_last": recipe.channels_last, "flip_tta": recipe.flip_tta}
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int = 10
@@ -493,8 +501,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable | None,
         print(f"training on {device}, {precision}" + (
             f", resuming after epoch {len(history.epochs)}" if history.epochs else ""))
     guard = DivergenceGuard(recipe.lr)
-    score = {"precision": precision.name, "channels_last": recipe.channels_last,
-             "flip_tta": recipe.flip_tta}
+    score = scoring(recipe, device)
     for epoch in range(len(history.epochs), recipe.num_epochs):
         t0 = time.perf_counter()
         recorder = EpochRecorder(history, guard, epoch, len(train_iter), on_update)

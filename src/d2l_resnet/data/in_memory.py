@@ -102,16 +102,15 @@ class InMemoryLoader:
             device).
         seed: Seeds shuffling and augmentation.
         max_shift: Largest shift of ``augment``, in pixels of the original images.
-        split: What the examples are, for reports: ``"train"``, ``"val"`` or ``"test"``
-            (None: unnamed; :func:`d2l_resnet.train.train` then calls a held-out set
-            the test set).
+        split: What the examples are, shown by ``repr``: ``"train"``, ``"val"`` or
+            ``"test"`` (None: unnamed).
         rank: This process's rank in a distributed run (0 otherwise).
         world_size: The number of processes sharing each batch (1 otherwise).
         num_threads: PyTorch threads while a batch is made on the CPU (the setting is
             restored before the batch is yielded), or None to keep PyTorch's setting. One
             thread is the robust choice: a batch is little work, and when other processes
             share the cores, two threads of one small operation often wait for each
-            other (measured on 2 cores: 2 threads were ~5x slower in the median pass).
+            other.
 
     Raises:
         ValueError: If an argument has the wrong type, shape or range; the message says
@@ -257,11 +256,11 @@ class InMemoryLoader:
     # -- iteration and resumption
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # A generator: the epoch is taken when the first batch is asked for, not when
+        # iter() is called, so an iterator made and dropped (as tqdm's asyncio
+        # progress bar makes one) skips no epoch.
         epoch, start = self._next_epoch, self._next_batch
         self._next_epoch, self._next_batch = epoch + 1, 0
-        return self._iterate(epoch, start)
-
-    def _iterate(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order, flip, shift = self._epoch_plan(epoch)
         self._position = (epoch, start)
         threads = self.num_threads if self.device.type == "cpu" else None

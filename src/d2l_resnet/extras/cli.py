@@ -43,6 +43,7 @@ from d2l_resnet.extras.experiments import (
     DEFAULT_DEPTH_NETWORKS,
     DEPTH_NETWORKS,
     RECIPE_ROUNDS,
+    STEM_NETWORKS,
     machine,
     run_experiment,
 )
@@ -292,9 +293,11 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                     "(results/source_lr.csv). recipe: variants of the course recipe scored "
                     "on a validation split of the training set (results/recipe_roundN.csv)."
                     " depth: plain against residual networks of 20 and 56 layers and "
-                    "ResNet-18 (results/depth.csv, depth_curves.csv). Each also writes a "
-                    "JSON file saying how it was made.")
-    which = p.add_subparsers(dest="experiment", required=True, metavar="{lr,recipe,depth}")
+                    "ResNet-18 (results/depth.csv, depth_curves.csv). stem: ResNet-18 with "
+                    "a 7x7 and a 3x3 stem (results/stem.csv). Each also writes a JSON file "
+                    "saying how it was made.")
+    which = p.add_subparsers(dest="experiment", required=True,
+                             metavar="{lr,recipe,depth,stem}")
     lr = which.add_parser("lr", help="does the source's lr 0.9 diverge? (about 90 minutes on a "
                                      "2-core CPU)")
     lr.add_argument("--steps", type=int, default=200, help="steps per run (200)")
@@ -320,10 +323,16 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                        help="training images per run, of the 55,000 of the training split "
                             "(20000)")
     depth.add_argument("--epochs", type=int, default=15, help="epochs per run (15)")
-    for sub in (recipe, depth):
+    stem = which.add_parser("stem", help="ResNet-18 with a 7x7 and a 3x3 stem, on validation "
+                                         "(about 40 minutes on a 2-core CPU)")
+    stem.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per network (1)")
+    stem.add_argument("--train-subset", type=int, default=10_000,
+                      help="training images per run (10000)")
+    stem.add_argument("--epochs", type=int, default=10, help="epochs per run (10)")
+    for sub in (recipe, depth, stem):
         sub.add_argument("--jobs", type=int, default=1,
                          help="runs at a time, a process each (1; 2 on 2 cores)")
-    for sub in (lr, recipe, depth):
+    for sub in (lr, recipe, depth, stem):
         sub.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
         sub.add_argument("--out", type=Path, default=None,
                          help="write the results here (default: the project's results/)")
@@ -339,11 +348,11 @@ def _run_experiment(args: argparse.Namespace) -> int:
         options["device"] = args.device
     if args.experiment == "lr":
         options["steps"] = args.steps
-    elif args.experiment == "depth":
+    elif args.experiment in ("depth", "stem"):
         check_positive_int("--train-subset", args.train_subset)
         check_positive_int("--epochs", args.epochs)
-        options.update(networks=args.networks, train_subset=args.train_subset,
-                       num_epochs=args.epochs, jobs=args.jobs)
+        options.update(networks=getattr(args, "networks", STEM_NETWORKS),
+                       train_subset=args.train_subset, num_epochs=args.epochs, jobs=args.jobs)
     else:
         variants = RECIPE_ROUNDS[args.round]
         unknown = [v for v in args.variants or [] if v not in variants]
@@ -372,6 +381,8 @@ def _add_bench_ddp(which: argparse._SubParsersAction) -> None:
     p.add_argument("--nproc", type=int, default=2, help="processes of the parallel run (2)")
     p.add_argument("--rounds", type=int, default=2,
                    help="alternating rounds of both; the best of each is kept (2)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write the measurements here as JSON (atomically)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=_run_bench_ddp)
 
@@ -381,8 +392,15 @@ def _run_bench_ddp(args: argparse.Namespace) -> int:
         if launched_by_torchrun():
             raise ValueError("bench ddp starts torchrun itself: run `python -m d2l_resnet "
                              "bench ddp`, not under torchrun")
-        print(bench_ddp(args.batch_size, args.steps, args.nproc, args.rounds, log=_log
-                        ).report())
+        result = bench_ddp(args.batch_size, args.steps, args.nproc, args.rounds, log=_log)
+        print(result.report())
+        if args.out is not None:
+            data = {"command": "python -m d2l_resnet " + " ".join(args.argv),
+                    "machine": machine("cpu"), "date": time.strftime("%Y-%m-%d"),
+                    **dataclasses.asdict(result), "speedup": result.speedup,
+                    "allreduce_share": result.allreduce_share,
+                    "communication_share": result.communication_share}
+            write_atomically(args.out, lambda f: f.write(json.dumps(data, indent=1) + "\n"))
         return 0
     with process_group("cpu"):        # one rank of the runs that bench_ddp starts
         report = ddp_worker(args.batch_size, args.steps)

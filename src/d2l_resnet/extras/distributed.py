@@ -57,6 +57,7 @@ from d2l_resnet.train import (
     make_optimizer,
     prepare_network,
     restore_run,
+    scoring,
     train_epoch,
 )
 
@@ -287,8 +288,7 @@ def train_data_parallel(net: nn.Module, train_iter: Any, test_iter: Iterable | N
         print(f"training on {history.device}, {precision}" + (
             f", resuming after epoch {len(history.epochs)}" if history.epochs else ""))
     guard = DivergenceGuard(recipe.lr)
-    score = {"precision": precision.name, "channels_last": recipe.channels_last,
-             "flip_tta": recipe.flip_tta}
+    score = scoring(recipe, device)
     for epoch in range(len(history.epochs), recipe.num_epochs):
         t0 = time.perf_counter()
         recorder = EpochRecorder(history, guard, epoch, len(train_iter), None)

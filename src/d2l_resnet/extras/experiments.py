@@ -14,6 +14,8 @@ command (``python -m d2l_resnet experiment NAME``):
   course's ResNet-18 with its plain twin, trained alike on a subset of the training
   split; training loss and error, validation accuracy. (``results/depth.csv`` per epoch,
   ``results/depth_curves.csv`` five points per epoch)
+- ``stem``: the same for ResNet-18 with the course's 7x7 stem and with the 3x3 stem He
+  et al. use for small images. (``results/stem.csv``)
 
 Each writes a CSV of the measurements and a JSON file beside it that says how they were
 made: the command, the options, the machine, the versions and the time taken. The
@@ -54,9 +56,11 @@ __all__ = [
     "DEPTH_NETWORKS",
     "RECIPE_ROUNDS",
     "START",
+    "STEM_NETWORKS",
     "depth_runs",
     "machine",
     "recipe_runs",
+    "resnet18_small_stem",
     "run_experiment",
     "source_lr_runs",
     "write_results",
@@ -98,9 +102,19 @@ RECIPE_ROUNDS: dict[int, dict[str, dict[str, Any]]] = {
     },
 }
 
+def resnet18_small_stem() -> nn.Sequential:
+    """ResNet-18 with the stem He et al. use for small images (CIFAR-10): a 3x3
+    convolution with stride 1 and no max-pool, so that b2 works on 28x28 maps."""
+    net = resnet18()
+    net[0] = nn.Sequential(nn.Conv2d(1, 64, kernel_size=3, padding=1), nn.BatchNorm2d(64),
+                           nn.ReLU())
+    return net
+
+
 #: The networks of ``experiment depth``: He et al.'s small-image family (2015, Sec. 4.2),
 #: plain and residual, and the course's ResNet-18 and its plain twin. ResNet-110 is
-#: trained only when asked for (``--networks``): it costs twice ResNet-56.
+#: trained only when asked for (``--networks``): it costs twice ResNet-56. The last two
+#: are ``experiment stem``'s: ResNet-18 with the course's 7x7 stem and with a 3x3 one.
 DEPTH_NETWORKS: dict[str, Callable[[], nn.Module]] = {
     "plain-20": lambda: small_image_net(20, residual=False),
     "ResNet-20": lambda: small_image_net(20),
@@ -109,8 +123,11 @@ DEPTH_NETWORKS: dict[str, Callable[[], nn.Module]] = {
     "plain-18": lambda: resnet18(residual=False),
     "ResNet-18": resnet18,
     "ResNet-110": lambda: small_image_net(110),
+    "ResNet-18, 3x3 stem": resnet18_small_stem,
 }
-DEFAULT_DEPTH_NETWORKS = tuple(name for name in DEPTH_NETWORKS if name != "ResNet-110")
+DEFAULT_DEPTH_NETWORKS = ("plain-20", "ResNet-20", "plain-56", "ResNet-56", "plain-18",
+                          "ResNet-18")
+STEM_NETWORKS = ("ResNet-18", "ResNet-18, 3x3 stem")
 
 
 def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -147,6 +164,7 @@ def write_results(name: str, rows: Sequence[dict[str, Any]], meta: dict[str, Any
     if not rows:
         raise ValueError(f"no rows to write for {name!r}")
     folder = results_dir() if folder is None else Path(folder)
+    text = json.dumps(meta, indent=2) + "\n"     # before writing anything: all or nothing
 
     def write_csv(f: Any) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
@@ -154,8 +172,7 @@ def write_results(name: str, rows: Sequence[dict[str, Any]], meta: dict[str, Any
         writer.writerows(rows)
 
     return (write_atomically(folder / f"{name}.csv", write_csv),
-            write_atomically(folder / f"{name}.json",
-                             lambda f: f.write(json.dumps(meta, indent=2) + "\n")))
+            write_atomically(folder / f"{name}.json", lambda f: f.write(text)))
 
 
 def _in_processes(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], jobs: int
@@ -376,15 +393,15 @@ def _depth_run(name: str, chosen: Profile, device: str, root: str | os.PathLike[
 
 
 def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[Path]:
-    """Run experiment ``name`` (``"lr"``, ``"recipe"`` or ``"depth"``) and write its
-    results; the JSON beside each CSV records the command line, the options, the
+    """Run experiment ``name`` (``"lr"``, ``"recipe"``, ``"depth"`` or ``"stem"``) and
+    write its results; the JSON beside each CSV records the command line, the options, the
     machine and the time taken.
 
     Returns:
         The paths written.
     """
-    if name not in ("lr", "recipe", "depth"):
-        raise ValueError(f"unknown experiment {name!r}; expected lr, recipe or depth")
+    if name not in ("lr", "recipe", "depth", "stem"):
+        raise ValueError(f"unknown experiment {name!r}; expected lr, recipe, depth or stem")
     device = get_device(options.get("device", "cpu" if name == "lr" else None))
     options["device"] = device
     started = time.perf_counter()
@@ -396,6 +413,9 @@ def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[P
         tables = {f"recipe_round{round_}": recipe_runs(**options)}
         precision = str(resolve_precision(
             options.get("profile", get_profile("course")).recipe.precision, device))
+    elif name == "stem":
+        tables = {"stem": depth_runs(**options)[0]}
+        precision = str(resolve_precision(get_profile("course").recipe.precision, device))
     else:
         per_epoch, curves = depth_runs(**options)
         tables = {"depth": per_epoch, "depth_curves": curves}
