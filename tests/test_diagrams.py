@@ -1,4 +1,5 @@
-"""The diagrams of d2l_resnet.extras.diagrams: well-formed, legible, computed, and committed as drawn."""
+"""The diagrams of d2l_resnet.extras.diagrams: well-formed, legible, computed, and committed
+as drawn."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def _texts(svg: str) -> list[str]:
 @pytest.mark.parametrize("name", list(FIGURES))
 def test_committed_figure_is_what_the_code_draws(name: str) -> None:
     path = COMMITTED / name
-    assert path.is_file(), f"{path} is missing: run python -m d2l_resnet.extras.diagrams notebooks/figures"
+    assert path.is_file(), (f"{path} is missing: run python -m d2l_resnet.extras.diagrams "
+                            "notebooks/figures")
     assert path.read_text(encoding="utf-8") == FIGURES[name]() + "\n", (
         f"{name} differs from what d2l_resnet.extras.diagrams draws now: run "
         "python -m d2l_resnet.extras.diagrams notebooks/figures and commit the result")
@@ -110,3 +112,15 @@ def test_write_figures_and_the_command(tmp_path: Path, capsys) -> None:
     assert main([str(tmp_path / "b")]) == 0
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(FIGURES)
     assert main([]) == 2 and "usage" in capsys.readouterr().err
+
+
+def test_labels_use_he_et_al_notation() -> None:
+    """F is the residual branch, H the mapping a block should compute (H(X) = F(X) + X);
+    no other letter names them, and F names nothing else (the function classes are C)."""
+    identity, projection = (_texts(residual_block_svg(s)) for s in ("identity", "1x1"))
+    assert "residual branch F(X) = H(X) - X" in identity and "F(X) + X" in identity
+    assert "residual branch F(X)" in projection and "F(X) + conv3(X)" in projection
+    everything = " ".join(" ".join(_texts(draw())) for draw in FIGURES.values())
+    assert not re.search(r"\bg\(", everything), "the branch is F, not g"
+    classes = [t for t in _texts(FIGURES["function_classes.svg"]()) if len(t) == 2]
+    assert sorted(set(classes)) == ["C1", "C2", "C3", "f*"]

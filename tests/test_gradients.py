@@ -10,12 +10,15 @@ import pytest
 import torch
 
 from d2l_resnet.gradients import (
+    STACK_INITS,
     DeepStack,
     TrainHistory,
     block_jacobians,
     chain_jacobian,
     fashion_mnist_features,
     format_ratio,
+    gradient_correlation,
+    input_gradients,
     layer_grad_norms,
     make_stack,
     train_stack,
@@ -149,7 +152,7 @@ def test_stack_rejects_wrong_input_size() -> None:
 def test_grad_norms_reject_bad_arguments() -> None:
     net = make_stack(2, width=4, in_features=16, dtype=torch.float64)
     X, y = _batch()
-    with pytest.raises(ValueError, match="'input' or 'weight'"):
+    with pytest.raises(ValueError, match=r"wrt 'bias'.*'input', 'weight'"):
         layer_grad_norms(net, X, y, wrt="bias")
     with pytest.raises(ValueError, match=r"y must be \(N,\)"):
         layer_grad_norms(net, X, y[:5])
@@ -277,3 +280,105 @@ def test_train_stack_progress_bar_follows_argument_then_environment(monkeypatch,
     train_stack(make_stack(1, width=4, in_features=16), X, y, num_steps=2, batch_size=32,
                 progress=progress, name="run")
     assert bool(made) == bar
+
+
+# -- Kaiming initialization, any network's blocks, gradients at nearby inputs --------------
+
+
+def test_kaiming_stack_has_he_variance_and_zero_biases() -> None:
+    assert STACK_INITS == ("default", "kaiming")
+    width = 256
+    default = make_stack(3, width=width, in_features=width, seed=0)
+    kaiming = make_stack(3, width=width, in_features=width, seed=0, init="kaiming")
+    for d, k in zip(default.layers, kaiming.layers, strict=True):
+        assert k.linear.weight.var().item() == pytest.approx(2 / width, rel=0.05)
+        assert d.linear.weight.var().item() == pytest.approx(1 / (3 * width), rel=0.05)
+        assert not k.linear.bias.any()
+    assert not kaiming.stem.bias.any() and not kaiming.head.bias.any()
+    again = make_stack(3, width=width, in_features=width, seed=0, init="kaiming")
+    assert all(torch.equal(p, q) for p, q in zip(kaiming.parameters(), again.parameters(),
+                                                 strict=True))
+    with pytest.raises(ValueError, match=r"init 'he'.*'default', 'kaiming'"):
+        make_stack(3, init="he")
+
+
+def test_kaiming_plain_stack_does_not_vanish_where_default_does() -> None:
+    X, y = _batch(64, 64)
+    ratios = {}
+    for init in STACK_INITS:
+        norms = layer_grad_norms(make_stack(60, init=init, dtype=torch.float64), X, y)
+        ratios[init] = norms[0] / norms[-1]
+    assert ratios["default"] < 1e-15
+    assert 1e-2 < ratios["kaiming"] < 1e2
+
+
+def _small_convnet() -> tuple[torch.nn.Sequential, list[torch.nn.Module]]:
+    torch.manual_seed(0)
+    blocks = [torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, padding=1), torch.nn.ReLU())
+              for _ in range(3)]
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), *blocks,
+                              torch.nn.Flatten(), torch.nn.Linear(2 * 5 * 5, 10))
+    return net.double(), blocks
+
+
+def test_grad_norms_of_named_layers_match_manual_backward() -> None:
+    net, blocks = _small_convnet()
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(4, 1, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (4,), generator=gen)
+    norms = layer_grad_norms(net, X, y, layers=blocks)
+    assert len(norms) == 3 and all(p.grad is None for p in net.parameters())
+    x = net[0](X)
+    inputs = []
+    for block in blocks:
+        x.retain_grad()
+        inputs.append(x)
+        x = block(x)
+    torch.nn.functional.cross_entropy(net[5](net[4](x)), y).backward()
+    assert norms == pytest.approx([t.grad.norm().item() for t in inputs], rel=1e-12)
+    with pytest.raises(ValueError, match=r"wrt='input'.*got wrt='weight'"):
+        layer_grad_norms(net, X, y, wrt="weight", layers=blocks)
+    with pytest.raises(ValueError, match="0 modules"):
+        layer_grad_norms(net, X, y, layers=[])
+    with pytest.raises(ValueError, match="went through 0 of the 1 layers"):
+        layer_grad_norms(net, X, y, layers=[torch.nn.Linear(2, 2)])
+
+
+def test_input_gradients_are_each_examples_own() -> None:
+    net, _ = _small_convnet()
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(3, 1, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.tensor([1, 4, 7])
+    grads = input_gradients(net, X, y)
+    assert grads.shape == (3, 25)
+    for i in range(3):
+        xi = X[i:i + 1].clone().requires_grad_()
+        torch.nn.functional.cross_entropy(net(xi), y[i:i + 1]).backward()
+        assert torch.allclose(grads[i], xi.grad.flatten())
+    with pytest.raises(ValueError, match=r"y must be \(N,\)"):
+        input_gradients(net, X, y[:2])
+
+
+class _Wiggly(torch.nn.Module):
+    """Logits whose input gradient oscillates fast: 0.01 apart, the gradients are unrelated."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        score = torch.sin(1000 * X.flatten(1)).sum(dim=1, keepdim=True)
+        return torch.cat([score, torch.zeros_like(score)], dim=1)
+
+
+def test_gradient_correlation_tells_smooth_from_shattered() -> None:
+    gen = torch.Generator().manual_seed(2)
+    X = torch.randn(8, 1, 16, 16, generator=gen, dtype=torch.float64)
+    y = torch.zeros(8, dtype=torch.int64)
+    smooth = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 2)).double()
+    corr = gradient_correlation(smooth, X, y, noise=0.01)
+    assert len(corr) == 8 and min(corr) > 0.99
+    shattered = gradient_correlation(_Wiggly(), X, y, noise=0.01)
+    assert max(abs(c) for c in shattered) < 0.3
+    assert gradient_correlation(_Wiggly(), X, y, noise=1e-7) == pytest.approx([1.0] * 8,
+                                                                              abs=1e-3)
+    assert gradient_correlation(_Wiggly(), X, y, seed=3) == gradient_correlation(
+        _Wiggly(), X, y, seed=3)
+    with pytest.raises(ValueError, match=r"noise must be a number in \(0, inf\), got 0"):
+        gradient_correlation(smooth, X, y, noise=0)

@@ -17,6 +17,7 @@ from d2l_resnet.plot import (
     figure_png,
     plot_confusion_matrix,
     plot_cost_shares,
+    plot_depth_curves,
     plot_grad_norms,
     plot_history,
     plot_image_grid,
@@ -25,6 +26,7 @@ from d2l_resnet.plot import (
     plot_misclassified,
     plot_runs,
     plot_val_curves,
+    plot_vs_depth,
 )
 from d2l_resnet.train import History
 
@@ -213,7 +215,8 @@ def test_grad_norms_lines_are_placed_back_from_the_output() -> None:
     assert list(lines["L=3"].get_ydata()) == [1e-4, 1e-2, 1.0]
     assert list(lines["L=2"].get_xdata()) == [2, 1]
     assert lines["L=2"].get_linestyle() == "--"
-    assert ax_a.get_xscale() == ax_a.get_yscale() == "log"
+    assert (ax_a.get_xscale(), ax_a.get_yscale()) == ("linear", "log")
+    assert ax_a.get_xlim()[0] == 0 and ax_a.get_xlim()[1] > 3     # the dot at L inside
     assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -291,6 +294,82 @@ def test_family_styles_reject_an_unknown_family() -> None:
     with pytest.raises(ValueError, match="family 'dense'"):
         family_styles({"x": ("dense", 3)})
     assert family_styles({"x": ("plain", 3)})["x"]["linestyle"] == "-"
+
+
+def test_grad_norms_one_figure_legend_outside_each_label_once() -> None:
+    panels = {"default": {"plain": [1e-3, 1.0], "residual": [2.0, 1.0]},
+              "Kaiming": {"plain": [0.9, 1.0], "residual": [9.0, 1.0]}}
+    fig = plot_grad_norms(panels, legend="figure")
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["plain", "residual"]
+    fig.draw_without_rendering()          # lay the figure out
+    box = legend.get_window_extent()
+    assert all(box.x0 >= ax.get_window_extent().x1 for ax in fig.axes), "legend overlaps"
+    with pytest.raises(ValueError, match=r"legend 'inside'.*'axes', 'figure'"):
+        plot_grad_norms(panels, legend="inside")
+
+
+def test_loss_panels_state_the_window_and_draw_the_reference() -> None:
+    fig = plot_loss_panels({"plain": {"a": [2.3, 2.0, 1.5]}, "residual": {"b": [1.0]}},
+                           window=10, reference=(2.302585, "ln 10: a uniform guess"))
+    assert "running mean of 10 steps" in fig.axes[0].get_ylabel()
+    for ax in fig.axes:
+        ref = [ln for ln in ax.get_lines() if ln.get_label() == "ln 10: a uniform guess"]
+        assert len(ref) == 1 and list(ref[0].get_ydata()) == [2.302585, 2.302585]
+    plain = plot_loss_panels({"p": {"x": [1.0, 2.0]}}, window=1)
+    assert plain.axes[0].get_ylabel() == "training loss"
+
+
+def _depth_rows() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    epochs = [{"network": n, "seed": str(s), "epoch": str(e), "val_acc": str(a)}
+              for n, accs in (("plain-20", (0.8, 0.9)), ("plain-56", (0.7, 0.8)))
+              for s, shift in ((0, 0.0), (1, 0.02)) for e, a in zip((1, 2), [
+                  x + shift for x in accs], strict=True)]
+    curves = [{"network": n, "seed": str(s), "epoch": x, "train_err": str(err + s / 100)}
+              for n, err in (("plain-20", 0.1), ("plain-56", 0.2)) for s in (0, 1)
+              for x in ("0.500", "1.000")]
+    return epochs, curves
+
+
+def test_depth_curves_thin_training_bold_validation_mean_over_seeds() -> None:
+    epochs, curves = _depth_rows()
+    fig = plot_depth_curves(epochs, curves, {"plain": ["plain-20", "plain-56"]},
+                            colors={"plain-20": "#ff0000"})
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 4                      # a training and a validation line each
+    train20, val20 = lines[0], lines[1]
+    assert list(train20.get_xdata()) == [0.5, 1.0]
+    assert list(train20.get_ydata()) == pytest.approx([10.5, 10.5])     # mean of 10, 11 %
+    assert list(val20.get_xdata()) == [1.0, 2.0]
+    assert list(val20.get_ydata()) == pytest.approx([19.0, 9.0])        # 1 - 0.81, 1 - 0.91
+    assert train20.get_linewidth() < val20.get_linewidth()
+    assert train20.get_linestyle() == "--" and val20.get_linestyle() == "-"
+    assert train20.get_color() == val20.get_color() == "#ff0000"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["plain-20", "plain-56"]
+    (key,) = fig.legends
+    assert "fifth of an epoch" in key.get_texts()[0].get_text()
+    with pytest.raises(ValueError, match="no rows of network 'ResNet-20'"):
+        plot_depth_curves(epochs, curves, {"residual": ["ResNet-20"]})
+    with pytest.raises(ValueError, match="at least one title"):
+        plot_depth_curves(epochs, curves, {})
+
+
+def test_vs_depth_marks_each_depth_and_logs_the_named_panels() -> None:
+    fig = plot_vs_depth({"ratio": {"plain": {56: 1e4, 20: 20.0}},
+                         "correlation": {"plain": {20: 0.5, 56: 0.0}}},
+                        ylabels={"ratio": "ratio (log scale)"}, logy=["ratio"])
+    ratio_ax, corr_ax = fig.axes
+    (line,) = ratio_ax.get_lines()
+    assert list(line.get_xdata()) == [20, 56] and list(line.get_ydata()) == [20.0, 1e4]
+    assert line.get_marker() == "o"
+    assert (ratio_ax.get_yscale(), corr_ax.get_yscale()) == ("log", "linear")
+    assert ratio_ax.get_ylabel() == "ratio (log scale)"
+    with pytest.raises(ValueError, match=r"logy names panels that do not exist: \['rate'\]"):
+        plot_vs_depth({"ratio": {"plain": {20: 1.0}}}, logy=["rate"])
+    with pytest.raises(ValueError, match="none of them empty"):
+        plot_vs_depth({"ratio": {"plain": {}}})
 
 
 # -- the committed experiments -------------------------------------------------------------

@@ -9,9 +9,11 @@ Each layer is ``[BatchNorm] -> ReLU -> Linear`` (the pre-activation order of He 
 unrolls exactly to the paper's eq. 4, ``x_L = x_l + sum_{i=l}^{L-1} F(x_i)``.
 
 The module holds what notebook 05 measures: per-layer gradient norms at initialization
-(:func:`layer_grad_norms`), the Jacobian products behind the chain-rule argument
-(:func:`block_jacobians`, :func:`chain_jacobian`) and a small seeded training run for
-the degradation experiment of He et al. 2015, Fig. 1 (:func:`train_stack`).
+(:func:`layer_grad_norms`, for these stacks and for any network's blocks), the Jacobian
+products behind the chain-rule argument (:func:`block_jacobians`, :func:`chain_jacobian`),
+the correlation of the gradients at nearby inputs (:func:`gradient_correlation`, the
+"shattered gradients" of Balduzzi et al. 2017) and a small seeded training run
+(:func:`train_stack`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from d2l_resnet.checks import check_positive_int
+from d2l_resnet.checks import check_choice, check_positive_int, check_range
 from d2l_resnet.notebook import progress_bar
 
 __all__ = [
+    "STACK_INITS",
     "DeepStack",
     "StackBlock",
     "TrainHistory",
@@ -35,6 +38,8 @@ __all__ = [
     "chain_jacobian",
     "fashion_mnist_features",
     "format_ratio",
+    "gradient_correlation",
+    "input_gradients",
     "layer_grad_norms",
     "make_stack",
     "train_stack",
@@ -123,10 +128,15 @@ class DeepStack(nn.Module):
         return self.head(F.relu(x))       # (N, num_classes)
 
 
+#: The initializations :func:`make_stack` offers.
+STACK_INITS = ("default", "kaiming")
+
+
 def make_stack(depth: int, width: int = 64, residual: bool = False,
                batch_norm: bool = False, in_features: int = 64, num_classes: int = 10,
-               seed: int | None = 0, dtype: torch.dtype = torch.float32) -> DeepStack:
-    """A :class:`DeepStack` with PyTorch's default initialization, seeded.
+               seed: int | None = 0, dtype: torch.dtype = torch.float32,
+               init: str = "default") -> DeepStack:
+    """A :class:`DeepStack`, seeded, with PyTorch's default or Kaiming initialization.
 
     Args:
         depth: Number of hidden layers.
@@ -138,15 +148,25 @@ def make_stack(depth: int, width: int = 64, residual: bool = False,
         seed: Seed for the initial weights (None: use the global generator as it is).
             With the same seed a plain stack and its residual twin get the same weights.
         dtype: ``torch.float64`` to measure gradients far below float32's range.
+        init: ``"default"``: PyTorch's ``nn.Linear`` initialization, weights uniform with
+            variance ``1 / (3 fan_in)``. ``"kaiming"``: He et al.'s (2015, "Delving Deep
+            into Rectifiers") for ReLU networks, normal weights with variance
+            ``2 / fan_in`` and zero biases, on every ``Linear``.
 
     Returns:
         The stack, in training mode.
     """
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    check_choice("init", init, STACK_INITS)
     if seed is not None:
         torch.manual_seed(seed)
     net = DeepStack(depth, width, residual, batch_norm, in_features, num_classes)
+    if init == "kaiming":
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
     return net.to(dtype)
 
 
@@ -171,30 +191,40 @@ def zero_residual_branches(net: DeepStack) -> DeepStack:
     return net
 
 
-def layer_grad_norms(net: DeepStack, X: torch.Tensor, y: torch.Tensor,
-                     wrt: str = "input") -> list[float]:
-    """One gradient norm per hidden layer, from one forward and backward pass.
+def layer_grad_norms(net: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                     wrt: str = "input", layers: Sequence[nn.Module] | None = None
+                     ) -> list[float]:
+    """One gradient norm per layer, from one forward and backward pass.
 
     The loss is the mean cross-entropy of ``net(X)`` against ``y``. The network is left in
     the mode it is in (training mode: BatchNorm uses the batch's statistics) and its
     ``.grad`` fields are cleared before and after.
 
     Args:
-        net: The stack to measure.
-        X: Inputs, ``(N, in_features)`` or anything that flattens to it.
+        net: The network to measure: a :class:`DeepStack`, or any network if ``layers``
+            names the modules to measure.
+        X: Inputs, ``(N, in_features)`` or anything that flattens to it (for a stack).
         y: Class labels, ``(N,)``.
         wrt: ``"input"``: the norm of ``dE/dx_l``, the gradient with respect to the
-            input of hidden layer ``l`` (the quantity of He et al. 2016, eq. 5), for the
+            input of layer ``l`` (the quantity of He et al. 2016, eq. 5), for the
             whole batch. ``"weight"``: the norm of ``dE/dW_l`` for that layer's
-            ``Linear`` weight, what SGD uses to update it.
+            ``Linear`` weight, what SGD uses to update it (stacks only).
+        layers: The modules of ``net`` whose inputs are measured, in the order the
+            forward pass meets them, e.g. the residual blocks of a ResNet (default: the
+            hidden layers of a :class:`DeepStack`).
 
     Returns:
-        ``depth`` floats, the first for the layer nearest the input.
+        One float per layer, the first for the layer nearest the input.
     """
-    if not isinstance(net, DeepStack):
-        raise ValueError(f"expected a DeepStack, got {type(net).__name__}")
-    if wrt not in ("input", "weight"):
-        raise ValueError(f"wrt must be 'input' or 'weight', got {wrt!r}")
+    check_choice("wrt", wrt, ("input", "weight"))
+    if layers is None:
+        if not isinstance(net, DeepStack):
+            raise ValueError(f"expected a DeepStack, got {type(net).__name__}; for another "
+                             f"network pass the modules to measure as layers=[...]")
+        layers = list(net.layers)
+    elif wrt != "input" or len(layers) == 0:
+        raise ValueError(f"layers=[...] measures input gradients: pass wrt='input' and at "
+                         f"least one module, got wrt={wrt!r} and {len(layers)} modules")
     if y.dim() != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"y must be (N,) labels for X of shape {tuple(X.shape)}, got "
                          f"shape {tuple(y.shape)}")
@@ -204,21 +234,78 @@ def layer_grad_norms(net: DeepStack, X: torch.Tensor, y: torch.Tensor,
         args[0].retain_grad()
         inputs.append(args[0])
 
-    handles = ([layer.register_forward_pre_hook(keep_input) for layer in net.layers]
+    handles = ([layer.register_forward_pre_hook(keep_input) for layer in layers]
                if wrt == "input" else [])
     net.zero_grad(set_to_none=True)
     try:
         loss = F.cross_entropy(net(X), y)
         loss.backward()
         if wrt == "input":
+            if len(inputs) != len(layers):
+                raise ValueError(f"the forward pass went through {len(inputs)} of the "
+                                 f"{len(layers)} layers; pass modules that net calls once")
             norms = [x.grad.norm().item() for x in inputs]
         else:
-            norms = [layer.linear.weight.grad.norm().item() for layer in net.layers]
+            norms = [layer.linear.weight.grad.norm().item() for layer in layers]
     finally:
         for h in handles:
             h.remove()
         net.zero_grad(set_to_none=True)
     return norms
+
+
+def input_gradients(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``dE/dX``: the gradient of the cross-entropy with respect to each input.
+
+    ``E`` is the cross-entropy summed over the batch, and row ``i`` of the result is
+    ``dE/dx_i``: the gradient of example ``i``'s own loss, and, with BatchNorm in training
+    mode, also of the others' through the batch statistics that ``x_i`` shares with them
+    (in evaluation mode, example ``i``'s alone). The network's mode is left as it is.
+
+    Args:
+        net: The network.
+        X: Inputs ``(N, ...)``.
+        y: Class labels ``(N,)``.
+
+    Returns:
+        The gradients, flattened: ``(N, number of input features)``.
+    """
+    if y.dim() != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be (N,) labels for X of shape {tuple(X.shape)}, got "
+                         f"shape {tuple(y.shape)}")
+    X = X.detach().clone().requires_grad_()
+    (grad,) = torch.autograd.grad(F.cross_entropy(net(X), y, reduction="sum"), X)
+    return grad.flatten(1)                                   # (N, features)
+
+
+def gradient_correlation(net: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                         noise: float = 0.01, seed: int = 0) -> list[float]:
+    """How alike the gradients at nearby inputs are: one correlation per example.
+
+    Each input ``x`` gets a neighbour ``x + noise * z``, ``z`` standard normal noise of
+    the input's shape; the result is the correlation (Pearson's, over the input's
+    features) between ``dE/dx`` at the two (:func:`input_gradients`). Near 1 the
+    gradient changes smoothly with the input; near 0 the two gradients are as unrelated
+    as white noise, what Balduzzi et al. (2017) call *shattered* gradients.
+
+    Args:
+        net: The network (its mode is left as it is).
+        X: Inputs ``(N, ...)``, e.g. standardized images ``(N, 1, 28, 28)``.
+        y: Class labels ``(N,)``: each input and its neighbour share the label.
+        noise: Standard deviation of the perturbation, in the units of ``X``.
+        seed: Seed of the noise.
+
+    Returns:
+        ``N`` correlations, each in ``[-1, 1]``.
+    """
+    check_range("noise", noise, 0.0, math.inf, low_open=True)
+    gen = torch.Generator(device=X.device).manual_seed(seed)
+    z = torch.randn(X.shape, generator=gen, dtype=X.dtype, device=X.device)
+    g0, g1 = input_gradients(net, X, y), input_gradients(net, X + noise * z, y)
+    g0 = g0 - g0.mean(dim=1, keepdim=True)
+    g1 = g1 - g1.mean(dim=1, keepdim=True)
+    corr = (g0 * g1).sum(dim=1) / (g0.norm(dim=1) * g1.norm(dim=1))
+    return corr.tolist()
 
 
 def block_jacobians(blocks: Sequence[Callable[[torch.Tensor], torch.Tensor]],

@@ -12,7 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from d2l_resnet.checks import check_positive_int
+from d2l_resnet.checks import check_choice, check_positive_int
 
 __all__ = [
     "FAMILY_STYLES",
@@ -21,12 +21,14 @@ __all__ = [
     "figure_png",
     "plot_confusion_matrix",
     "plot_cost_shares",
+    "plot_depth_curves",
     "plot_grad_norms",
     "plot_history",
     "plot_image_grid",
     "plot_loss_panels",
     "plot_misclassified",
     "plot_runs",
+    "plot_vs_depth",
 ]
 
 
@@ -163,20 +165,31 @@ def family_styles(
     return styles
 
 
+def _figure_legend(fig: Figure, axes: Sequence[Any]) -> None:
+    """One legend for the whole figure, right of the axes: each label once."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside right center",
+               frameon=False, fontsize=8, handlelength=3.5)
+
+
 def plot_grad_norms(
     panels: Mapping[str, Mapping[str, Sequence[float]]],
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     ylabel: str = r"$\|\partial E / \partial x_l\|$",
     sharey: bool = True,
+    legend: str = "axes",
     figsize: tuple[float, float] = (9.0, 3.6),
 ) -> Figure:
-    """Per-layer gradient norms of deep stacks on log-log axes, one axes per panel.
+    """Per-layer gradient norms of deep stacks, log scale against depth, one axes per panel.
 
     A stack of ``L`` layers gives one norm per layer ``l = 0 .. L-1`` (the first nearest
     the input). It is drawn at ``x = L - l``, the number of layers the gradient has come
-    back through from the output, so stacks of different depths line up at the right
-    place: a gradient that shrinks by the same factor per layer draws the same line
-    whatever the depth.
+    back through from the output, on a linear axis, so stacks of different depths line
+    up and a gradient that changes by the same factor per layer draws a straight line
+    whose slope is that factor (log scale on y).
 
     Args:
         panels: Panel title -> {line label -> norms, first for the layer nearest the
@@ -185,16 +198,20 @@ def plot_grad_norms(
         ylabel: Label of the shared y axis (the default names the gradient with respect
             to the layer's input; say so when plotting weight gradients).
         sharey: One y axis for all panels (False: each panel scales to its own lines).
+        legend: ``"axes"``: a legend in each panel; ``"figure"``: one legend for the
+            whole figure, right of the panels, each label once (for panels that draw
+            the same lines).
         figsize: Width and height in inches.
 
     Returns:
         A new figure, the panels side by side.
 
     Raises:
-        ValueError: If a panel or a line is empty, or a norm is not positive (a log
-            axis cannot show it).
+        ValueError: If a panel or a line is empty, a norm is not positive (a log axis
+            cannot show it), or ``legend`` is neither ``"axes"`` nor ``"figure"``.
     """
     _check_panels(panels)
+    check_choice("legend", legend, ("axes", "figure"))
     styles = styles or {}
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=sharey, squeeze=False)[0]
@@ -208,11 +225,14 @@ def plot_grad_norms(
             depth = len(values)                     # L; values[l] is drawn at L - l
             ax.plot(range(depth, 0, -1), values, label=label,
                     **dict(styles.get(label, {})))
-        ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xlim(left=0)
         ax.set_title(title, fontsize=10)
         _frame(ax, "layers back from the output, $L - l$")
-        ax.legend(frameon=False, fontsize=7, handlelength=3.5)  # long enough to show dashes
+        if legend == "axes":
+            ax.legend(frameon=False, fontsize=7, handlelength=3.5)  # long enough for dashes
+    if legend == "figure":
+        _figure_legend(fig, axes)
     for ax in axes if not sharey else axes[:1]:
         ax.set_ylabel(ylabel)
     return fig
@@ -223,16 +243,21 @@ def plot_loss_panels(
     window: int = 10,
     styles: Mapping[str, Mapping[str, Any]] | None = None,
     ylabel: str = "training loss",
+    reference: tuple[float, str] | None = None,
     figsize: tuple[float, float] = (9.0, 3.4),
 ) -> Figure:
     """Loss per training step, smoothed by a running mean, one axes per panel.
+
+    The y axis says how many steps the running mean spans.
 
     Args:
         panels: Panel title -> {line label -> loss of every step}, e.g.
             ``{"plain": {"8 layers": [...], "32 layers": [...]}, "residual": {...}}``.
         window: Steps in the running mean (1: no smoothing).
         styles: Line label -> keyword arguments for ``Axes.plot``.
-        ylabel: Label of the shared y axis.
+        ylabel: Label of the shared y axis, before the window.
+        reference: ``(loss, label)`` drawn as a dotted horizontal line in every panel,
+            e.g. ``(math.log(10), "ln 10, a uniform guess")``.
         figsize: Width and height in inches.
 
     Returns:
@@ -255,10 +280,137 @@ def plot_loss_panels(
                 smoothed.append(total / min(i + 1, window))
             ax.plot(range(1, len(values) + 1), smoothed, label=label,
                     **dict(styles.get(label, {})))
+        if reference is not None:
+            ax.axhline(reference[0], color="0.4", linestyle=":", linewidth=1.2,
+                       label=reference[1])
         ax.set_title(title, fontsize=10)
         _frame(ax, "step")
         ax.legend(frameon=False, fontsize=8, handlelength=3.5)
-    axes[0].set_ylabel(ylabel)
+    axes[0].set_ylabel(ylabel if window == 1 else
+                       f"{ylabel}\n(running mean of {window} steps)")
+    return fig
+
+
+def _seed_means(rows: Sequence[Mapping[str, str]], network: str, column: str
+                ) -> tuple[list[float], list[float]]:
+    """``(x, mean over the seeds)`` of one column of the rows of one network, by epoch."""
+    by_x: dict[float, list[float]] = {}
+    for row in rows:
+        if row["network"] == network:
+            by_x.setdefault(float(row["epoch"]), []).append(float(row[column]))
+    if not by_x:
+        raise ValueError(f"no rows of network {network!r}; the rows hold "
+                         f"{sorted({r['network'] for r in rows})}")
+    xs = sorted(by_x)
+    return xs, [sum(by_x[x]) / len(by_x[x]) for x in xs]
+
+
+def plot_depth_curves(
+    epoch_rows: Sequence[Mapping[str, str]],
+    curve_rows: Sequence[Mapping[str, str]],
+    panels: Mapping[str, Sequence[str]],
+    colors: Mapping[str, str] | None = None,
+    ylim: tuple[float, float] | None = None,
+    figsize: tuple[float, float] = (9.0, 3.6),
+) -> Figure:
+    """Training and validation error against epochs, in the manner of He et al. 2015, Fig. 6.
+
+    Thin dashed lines: the training error, each point the mean over a fifth of an epoch
+    as trained (``results/depth_curves.csv``); bold lines: the validation error at the end
+    of each epoch (``results/depth.csv``). Each line is the mean over the seeds found.
+
+    Args:
+        epoch_rows: Rows with ``network``, ``seed``, ``epoch`` and ``val_acc``.
+        curve_rows: Rows with ``network``, ``seed``, ``epoch`` (a fraction) and
+            ``train_err``.
+        panels: Panel title -> the networks it shows, e.g. ``{"plain": ["plain-20",
+            "plain-56"], "residual": ["ResNet-20", "ResNet-56"]}``.
+        colors: Network -> its colour (both of its lines).
+        ylim: Limits of the shared y axis, in percent.
+        figsize: Width and height in inches.
+
+    Returns:
+        A new figure, the panels side by side sharing the y axis (error in percent); a
+        legend in each panel names its networks, one below the panels the two kinds of
+        line.
+
+    Raises:
+        ValueError: If ``panels`` is empty or a network has no rows.
+    """
+    if not panels or not all(panels.values()):
+        raise ValueError("panels must map at least one title to the networks it shows")
+    colors = colors or {}
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, networks) in zip(axes, panels.items(), strict=True):
+        for k, network in enumerate(networks):
+            color = colors.get(network, f"C{k % 10}")
+            xs, err = _seed_means(curve_rows, network, "train_err")
+            ax.plot(xs, [100 * e for e in err], color=color, linewidth=0.9, linestyle="--")
+            epochs, acc = _seed_means(epoch_rows, network, "val_acc")
+            ax.plot(epochs, [100 * (1 - a) for a in acc], color=color, linewidth=2.4,
+                    label=network)
+        ax.set_title(title, fontsize=10)
+        _frame(ax, "epoch")
+        ax.legend(frameon=False, fontsize=8)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+    axes[0].set_ylabel("error (%)")
+    from matplotlib.lines import Line2D
+
+    keys = [Line2D([], [], color="0.3", linewidth=0.9, linestyle="--"),
+            Line2D([], [], color="0.3", linewidth=2.4)]
+    fig.legend(keys, ["training error (mean over each fifth of an epoch)",
+                      "validation error (end of each epoch)"],
+               loc="outside lower center", ncol=2, frameon=False, fontsize=8,
+               handlelength=3.5)
+    return fig
+
+
+def plot_vs_depth(
+    panels: Mapping[str, Mapping[str, Mapping[int, float]]],
+    ylabels: Mapping[str, str] | None = None,
+    logy: Sequence[str] = (),
+    styles: Mapping[str, Mapping[str, Any]] | None = None,
+    figsize: tuple[float, float] = (9.0, 3.4),
+) -> Figure:
+    """One measurement per network against its depth, one axes per panel.
+
+    Args:
+        panels: Panel title -> {line label -> {depth -> value}}, e.g.
+            ``{"gradient correlation": {"plain": {8: 0.9, 20: 0.5}, "residual": {...}}}``.
+        ylabels: Panel title -> label of its y axis.
+        logy: The titles of the panels drawn with a log y axis.
+        styles: Line label -> keyword arguments for ``Axes.plot``.
+        figsize: Width and height in inches.
+
+    Returns:
+        A new figure, the panels side by side, a marker at each measured depth.
+
+    Raises:
+        ValueError: If a panel or a line is empty, or ``logy`` names no panel.
+    """
+    if not panels or not all(panels.values()) or not all(
+            line for lines in panels.values() for line in lines.values()):
+        raise ValueError("panels must hold at least one panel of lines {label: {depth: "
+                         "value}}, none of them empty")
+    unknown = [t for t in logy if t not in panels]
+    if unknown:
+        raise ValueError(f"logy names panels that do not exist: {unknown}; the panels "
+                         f"are {list(panels)}")
+    styles, ylabels = styles or {}, ylabels or {}
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, lines) in zip(axes, panels.items(), strict=True):
+        for label, values in lines.items():
+            depths = sorted(values)
+            ax.plot(depths, [values[d] for d in depths], label=label,
+                    **{"marker": "o", "markersize": 4, **dict(styles.get(label, {}))})
+        if title in logy:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        _frame(ax, "depth (layers with weights)", ylabels.get(title))
+        ax.legend(frameon=False, fontsize=8, handlelength=3.5)
     return fig
 
 

@@ -152,9 +152,12 @@ class _Node:
 
 def _block_row(top: float, title: str, branch: Sequence[_Node], after: Sequence[_Node],
                x_in: str, y_out: str, shortcut_note: str, projection: str | None = None,
-               branch_note: str = "residual branch", mark_after: str | None = None
-               ) -> list[str]:
-    """One block drawn left to right, its shortcut below; 186 pixels tall from ``top``."""
+               branch_note: str = "residual branch", mark_after: str | None = None,
+               sum_note: str | None = None) -> list[str]:
+    """One block drawn left to right, its shortcut below; 186 pixels tall from ``top``.
+
+    ``sum_note`` labels the sum (e.g. ``"F(X) + X"``) above its circle.
+    """
     nodes = [_Node(x_in, "io"), *branch, _Node("+", "sum"), *after, _Node(y_out, "io")]
     widths = [n.width for n in nodes]
     gap = (WIDTH - 2 * MARGIN - sum(widths)) / (len(nodes) - 1)
@@ -180,6 +183,8 @@ def _block_row(top: float, title: str, branch: Sequence[_Node], after: Sequence[
                                subscripts=True))
         elif node.kind == "sum":
             cx = left + w / 2
+            if sum_note is not None:
+                body.append(_text(cx, cy - h / 2 - 16, sum_note, 12, subscripts=True))
             body.append(f'<circle cx="{_num(cx)}" cy="{_num(cy)}" r="13" fill="#ffffff"'
                         f' stroke="{INK}" stroke-width="1.6"/>'
                         f'<path d="M{_num(cx - 6)},{_num(cy)} H{_num(cx + 6)}'
@@ -216,7 +221,9 @@ def _block_row(top: float, title: str, branch: Sequence[_Node], after: Sequence[
 
 
 def residual_block_svg(shortcut: str = "identity") -> str:
-    """The residual block of notebook 1 (``Residual``), left to right.
+    """The residual block of notebook 1 (``Residual``), left to right, in He et al.'s
+    notation: the branch ``F(X)`` learns the residual ``H(X) - X`` of the mapping ``H``
+    the block should compute, and the shortcut adds ``X`` back.
 
     Args:
         shortcut: ``"identity"`` (``use_1x1conv=False``: the input is added as it is) or
@@ -233,16 +240,17 @@ def residual_block_svg(shortcut: str = "identity") -> str:
               _Node("3x3 conv", "conv"), _Node("BN", "bn")]
     if projection:
         title = "Residual block, 1x1 convolution on the shortcut (use_1x1conv=True)"
-        note = "changes the channels and halves height and width, as the branch does"
+        note = "conv3 changes the channels and halves height and width, as the branch does"
         body = _block_row(0, title, branch, [_Node("ReLU", "relu")], "X", "Y", note,
                           projection="1x1 conv, stride 2",
-                          branch_note="residual branch g(X)")
+                          branch_note="residual branch F(X)", sum_note="F(X) + conv3(X)")
         height = 200
     else:
         title = "Residual block, identity shortcut (use_1x1conv=False)"
         note = "identity shortcut: X is added unchanged"
         body = _block_row(0, title, branch, [_Node("ReLU", "relu")], "X", "Y", note,
-                          branch_note="residual branch g(X)")
+                          branch_note="residual branch F(X) = H(X) - X",
+                          sum_note="F(X) + X")
         height = 186
     return _document(height, title, body)
 
@@ -286,7 +294,7 @@ def _panel(dx: float, title: str, ellipses: Sequence[tuple[float, float, float, 
         body.append(f'<ellipse cx="{_num(dx + cx)}" cy="{_num(cy)}" rx="{rx}" ry="{ry}"'
                     f' fill="{color}" fill-opacity="0.07" stroke="{color}"'
                     f' stroke-width="2"/>')
-        body.append(_text(dx + lx, ly, f"F_{i + 1}", 15, fill=color, italic=True,
+        body.append(_text(dx + lx, ly, f"C_{i + 1}", 15, fill=color, italic=True,
                           weight="bold", subscripts=True))
     sx, sy = F_STAR
     star = []
@@ -305,9 +313,10 @@ def _panel(dx: float, title: str, ellipses: Sequence[tuple[float, float, float, 
 def function_classes_svg() -> str:
     """Why a bigger model class need not be better, unless it contains the smaller one.
 
-    Left, non-nested classes: F3 is the largest but lies further from the truth f* than
-    F2. Right, nested classes (F1 inside F2 inside F3): each larger class keeps every
-    function of the smaller ones, so its best member is never further from f*.
+    Left, non-nested classes: C3 is the largest but lies further from the truth f* than
+    C2. Right, nested classes (C1 inside C2 inside C3): each larger class keeps every
+    function of the smaller ones, so its best member is never further from f*. (The book
+    names the classes F; here F is the residual branch, He et al.'s symbol.)
     """
     left = _panel(0, "Non-nested function classes", NON_NESTED,
                   ((78, 176), (196, 122), (88, 220)),
