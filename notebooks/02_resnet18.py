@@ -432,8 +432,9 @@ fig
 # ```
 #
 # The bottleneck block takes and gives four times as many channels, yet costs a few
-# percent less than the basic block (the ratios printed): its 3x3 convolution works on 64 channels ($9 \cdot 64^2 =
-# 36{,}864$ weights) and its two 1x1 convolutions add $2 \cdot 256 \cdot 64 = 32{,}768$,
+# percent less than the basic block (the ratios printed): its 3x3 convolution works on
+# 64 channels ($9 \cdot 64^2 = 36{,}864$ weights) and its two 1x1 convolutions add
+# $2 \cdot 256 \cdot 64 = 32{,}768$,
 # against $2 \cdot 9 \cdot 64^2 = 73{,}728$ in the two 3x3 convolutions of the basic
 # block. That is how ResNet-50 has three layers per block and stages four times as
 # wide as ResNet-34's at about the same cost (Table 1 of the paper: 3.8 against 3.6

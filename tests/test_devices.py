@@ -75,7 +75,7 @@ def test_explicit_precisions_are_honoured_and_slow_bf16_warns_once(monkeypatch) 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         resolve_precision("bf16", "cpu")        # once is enough
-    with pytest.raises(ValueError, match="'fp16'.*'auto', 'fp32', 'bf16'"):
+    with pytest.raises(ValueError, match=r"'fp16'.*'auto', 'fp32', 'bf16'"):
         resolve_precision("fp16", "cpu")
 
 
@@ -95,10 +95,10 @@ def test_auto_device_is_cuda_then_mps_then_cpu(monkeypatch) -> None:
 
 def test_get_device_names_and_errors(monkeypatch) -> None:
     assert get_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="'gpu0'.*'auto', 'cpu'"):
+    with pytest.raises(ValueError, match=r"'gpu0'.*'auto', 'cpu'"):
         get_device("gpu0")
     with pytest.raises(ValueError, match=f"cuda:{torch.cuda.device_count()}"):
         get_device(f"cuda:{torch.cuda.device_count()}")
     monkeypatch.setattr(devices, "_mps_available", lambda: False)
-    with pytest.raises(ValueError, match="'mps'.*Apple"):
+    with pytest.raises(ValueError, match=r"'mps'.*Apple"):
         get_device("mps")

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from d2l_resnet.checkpoint import load_checkpoint
-from d2l_resnet.extras.cli import main
 from d2l_resnet.data import InMemoryLoader
+from d2l_resnet.extras.cli import main
 from d2l_resnet.extras.distributed import (
     Launch,
     Session,
@@ -275,7 +275,7 @@ def test_a_killed_rank_is_restarted_and_the_run_resumes_to_the_same_metrics(
         victim = _rank_pid(run.pid, 1)
         assert victim is not None
         os.kill(victim, signal.SIGKILL)
-        out, err = run.communicate(timeout=RUN_TIMEOUT)
+        _, err = run.communicate(timeout=RUN_TIMEOUT)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

@@ -291,7 +291,7 @@ def test_bench_data_rejects_bad_sizes() -> None:
 
     with pytest.raises(ValueError, match="at least one image size"):
         bench_data(())
-    with pytest.raises(ValueError, match="sizes.*0"):
+    with pytest.raises(ValueError, match=r"sizes.*0"):
         bench_data((28, 0))
 
 

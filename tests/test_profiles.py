@@ -81,7 +81,7 @@ def test_get_profile_reads_the_environment_and_refuses_unknown_names(monkeypatch
     monkeypatch.setenv("D2L_RESNET_PROFILE", "quick")
     assert get_profile().name == "quick"
     assert get_profile("D2L ").name == "d2l"
-    with pytest.raises(ValueError, match="'fast'.*quick, course, d2l"):
+    with pytest.raises(ValueError, match=r"'fast'.*quick, course, d2l"):
         get_profile("fast")
     monkeypatch.setenv("D2L_RESNET_PROFILE", "fast")
     with pytest.raises(ValueError, match=r"'fast'.*\$D2L_RESNET_PROFILE"):

@@ -239,7 +239,7 @@ def test_train_refuses_bad_arguments(kwargs: dict, facts: list[str]) -> None:
 
 def test_train_needs_a_train_iter_with_a_length() -> None:
     batches = iter(_loaders()[0])
-    with pytest.raises(ValueError, match="len()"):
+    with pytest.raises(ValueError, match=r"len\(\)"):
         train(Tiny(), batches, None, 1, 0.1, "cpu", **QUIET)
 
 
@@ -343,15 +343,15 @@ def test_save_checkpoint_is_atomic(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_load_checkpoint_errors_say_what_is_wrong(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
         load_checkpoint(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="garbage.pt"):
+    with pytest.raises(ValueError, match=r"garbage\.pt"):
         load_checkpoint(garbage)
     other = tmp_path / "other.pt"
     torch.save({"weights": 1}, other)
-    with pytest.raises(ValueError, match="other.pt.*'model' and 'epoch'"):
+    with pytest.raises(ValueError, match=r"other\.pt.*'model' and 'epoch'"):
         load_checkpoint(other)
     with pytest.raises(FileNotFoundError):
         _run(checkpoint=tmp_path / "missing.pt", resume=True)
