@@ -184,7 +184,7 @@ SVG(resnet18_stages_svg(28))
 
 # %% [markdown]
 # At 28x28, `b4` ends at 2x2 and `b5` works on 1x1 feature maps. A 3x3 convolution with
-# padding 1 on a single pixel sees only zeros around it, so only the centre of each
+# padding 1 on a single pixel sees only zeros around it, so only the center of each
 # kernel ever touches the data: the second block of `b5` acts as a stack of 1x1
 # convolutions, and 8/9 of its 3x3 weights are never used. At 96x96, the size the book
 # trains at, `b5` works on 3x3 maps and uses its kernels in full (exercise 4 counts
@@ -195,9 +195,9 @@ SVG(resnet18_stages_svg(28))
 conv = net[4][1].conv1  # b5, second block: 512 -> 512 channels, 3x3, padding 1
 x = torch.randn(2, 512, 1, 1)  # (N, C, 1, 1): what b5's second block gets at 28x28
 with torch.no_grad():
-    centre_only = F.conv2d(x, conv.weight[:, :, 1:2, 1:2], conv.bias)
-    assert torch.allclose(conv(x), centre_only, atol=1e-5)
-print("on 1x1 inputs, the 3x3 convolution equals a 1x1 convolution with its centre taps")
+    center_only = F.conv2d(x, conv.weight[:, :, 1:2, 1:2], conv.bias)
+    assert torch.allclose(conv(x), center_only, atol=1e-5)
+print("on 1x1 inputs, the 3x3 convolution equals a 1x1 convolution with its center taps")
 
 # %% [markdown]
 # ## Parameters and FLOPs per stage (每个模块的参数和计算量)
@@ -280,7 +280,7 @@ print("b5 holds > 75% of the parameters; b3, b4, b5 cost the same FLOPs to 0.1% 
 # Those counts take every multiply-add of a convolution as work, including the taps
 # that fall on zero padding. On large maps that is a thin border; on the tiny maps of
 # the training size it is most of the count. A 3x3 tap is *useful* where it meets a
-# real pixel: on `b5`'s 1x1 maps only the centre tap does (1 of 9, as checked above),
+# real pixel: on `b5`'s 1x1 maps only the center tap does (1 of 9, as checked above),
 # on `b4`'s 2x2 maps 4 of the 9 taps of each output pixel. Counted for every
 # convolution (an all-ones input convolved with an all-ones kernel gives, at each output
 # pixel, the number of taps that meet the image):
@@ -316,7 +316,7 @@ for size in (224, 28):
     print(f"{size}x{size}: useful / counted FLOPs, b1..b5: "
           + "  ".join(f"{u / c:.2f}" for u, c in zip(useful, counted, strict=True)))
 useful28 = useful_flops(net, 28)[:5]
-assert abs(useful28[4] / flops[28][4] - 0.17) < 0.02      # b5: mostly centre taps
+assert abs(useful28[4] / flops[28][4] - 0.17) < 0.02      # b5: mostly center taps
 assert useful28[2] > useful28[3] > useful28[4]             # b3 > b4 > b5 at 28x28
 
 # %% [markdown]
@@ -324,7 +324,7 @@ assert useful28[2] > useful28[3] > useful28[4]             # b3 > b4 > b5 at 28x
 # 7x7 maps have a wide border. At 28x28, `b3`, `b4` and `b5` count the same, but `b3`
 # uses 70% of its count, `b4` about half and `b5` a sixth (its first block still
 # reads 2x2 inputs, hence more than a ninth): the even spread breaks down on the 2x2 and
-# 1x1 maps, and what `b5` learns at this size, it learns mostly with its centre taps.
+# 1x1 maps, and what `b5` learns at this size, it learns mostly with its center taps.
 # Notebook 4's appendix turns this into speed: on such maps a convolution is a small
 # matrix product.
 
@@ -574,7 +574,7 @@ fig
 # <summary>Solution 4</summary>
 #
 # At 28x28, `b4` ends at 2x2 and `b5` at 1x1: the last stage, which holds three quarters
-# of the parameters, sees a single position, and its 3x3 kernels reduce to their centres
+# of the parameters, sees a single position, and its 3x3 kernels reduce to their centers
 # (checked above), so most of those parameters never receive a gradient. At 96x96, `b5`
 # works on 3x3 maps and its kernels are used in full. Counted, after one backward pass:
 #

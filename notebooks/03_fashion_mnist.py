@@ -140,7 +140,7 @@ print(torch.bincount(train_labels[subset], minlength=10).tolist())
 #
 # The loader turns the pixels into floats in [0, 1] and then *normalizes* them: it
 # subtracts the training set's mean pixel and divides by its standard deviation, so that
-# the network's inputs are centred near 0 with a spread near 1, which suits its first
+# the network's inputs are centerd near 0 with a spread near 1, which suits its first
 # layer's initial weights. The two constants are computed exactly here, from the
 # histogram of the 47 million pixel values (integer counts, so the result is the same on
 # every machine):

@@ -110,11 +110,11 @@ show_source(train_epoch)
 # - Two settings change how fast the loop runs, not what it computes: `precision` and
 #   `channels_last` (appendix A).
 #
-# `train` adds what a whole run needs around this loop: the seed, the initialisation,
+# `train` adds what a whole run needs around this loop: the seed, the initialization,
 # the optimizer and schedule, the accuracy on a validation set after every epoch and on
 # the test set at the end, and a history of the run. To check that the loop above is
 # what `train` runs, here are both on the same 1,024 images with the source's recipe at
-# the book's lr 0.05 (Xavier initialisation, plain SGD, fp32): `train` for one epoch,
+# the book's lr 0.05 (Xavier initialization, plain SGD, fp32): `train` for one epoch,
 # and the epoch function by hand.
 
 # %%
@@ -189,7 +189,7 @@ show_source(evaluate_accuracy)
 # %% [markdown]
 # ## The recipe, ingredient by ingredient (训练配方)
 #
-# The source trains with plain SGD at a constant rate, Xavier's initialisation and no
+# The source trains with plain SGD at a constant rate, Xavier's initialization and no
 # augmentation. The `course` profile trains the same network with a *recipe* of six
 # ingredients, each chosen by comparing variants on a **validation set**: 5,000 images
 # held out of the 60,000 training images (500 of each class, the same in every run,
@@ -260,7 +260,7 @@ START = "start: lr 0.1, Kaiming init"
 #
 # The rate warms up from a tenth of its peak over the first quarter of the steps, then
 # falls along a cosine to almost zero (Smith and Topin 2019; the momentum moves the other
-# way, between 0.95 and 0.85). The warm-up lets a freshly initialised network, whose
+# way, between 0.95 and 0.85). The warm-up lets a freshly initialized network, whose
 # first gradients point nowhere in particular, survive a large peak rate; the large rate
 # covers ground; the slow end settles into a minimum that a constant rate would keep
 # jumping around. *Dive into Deep Learning*: "学习率调度器" (Learning Rate Scheduling),
@@ -285,7 +285,7 @@ print("peak lr 0.05 vs 0.1:", effect(1, "lr 0.05", START))
 # Each step also shrinks every weight by a small fraction ($5 \cdot 10^{-4}$ of the
 # rate), the gradient of an L2 penalty on the weights: of two networks that fit the
 # training set equally, it prefers the one with smaller weights, which tends to
-# generalise better. With BatchNorm it also keeps the scale of the weights, and so the
+# generalize better. With BatchNorm it also keeps the scale of the weights, and so the
 # effective step size, in check. *Dive into Deep Learning*: "权重衰减" (Weight Decay).
 
 # %%
@@ -308,7 +308,7 @@ print("no label smoothing vs the start:", effect(1, "no label smoothing", START)
 # %% [markdown]
 # Within the noise as well; kept.
 #
-# ### Kaiming initialisation, branches started at zero (初始化)
+# ### Kaiming initialization, branches started at zero (初始化)
 #
 # The source draws its weights with Xavier's rule, made for layers whose activations are
 # symmetric around 0. He et al.'s (Kaiming) rule draws them with variance $2 /
@@ -477,7 +477,7 @@ display(plot_misclassified(images, get_fashion_mnist_labels(labels[wrong]),
 # what lr 0.9 always does?
 #
 # `python -m d2l_resnet experiment lr` trains the source's recipe exactly (Xavier
-# initialisation, plain SGD, fp32, pixels in [0, 1], batch 256, 28x28, no guard) for
+# initialization, plain SGD, fp32, pixels in [0, 1], batch 256, 28x28, no guard) for
 # 200 steps from eight seeds, at lr 0.9 and at 0.05 (the two rates of a seed see the
 # same 200 batches of 256 images), and records the loss of every step in
 # `results/source_lr.csv`. Its results:
@@ -523,7 +523,7 @@ display(plot_lr_runs(runs, limit=limit))
 #   it once per epoch and adds what a run needs around it.
 # - Score the whole test set: the source's evaluation returned after its first batch.
 # - The course recipe: Nesterov momentum with a one-cycle schedule (the largest gain),
-#   weight decay, label smoothing, Kaiming initialisation with each branch started at
+#   weight decay, label smoothing, Kaiming initialization with each branch started at
 #   zero, flips in training and at test time; each setting chosen on a validation split
 #   of the training set, and the test set scored once, at the end.
 # - The source's lr 0.9 sits on the edge of stability for this network: from half of

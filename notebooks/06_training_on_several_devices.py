@@ -20,7 +20,7 @@
 # The book's section "Concise Implementation for Multiple GPUs" (多GPU的简洁实现, in the
 # chapter on computational performance) trains a ResNet-18 on Fashion-MNIST on one and
 # then two GPUs. It uses a "slightly modified" ResNet-18 (a 3x3 stem with stride 1 and
-# no max-pooling, where this course keeps the source notebook's 7x7 stem), initialises
+# no max-pooling, where this course keeps the source notebook's 7x7 stem), initializes
 # the weights from $\mathcal{N}(0, 0.01^2)$, and wraps the network in `nn.DataParallel`:
 # one Python process that, at every step, copies the network to each GPU, splits the
 # batch between them, runs the pieces and gathers the results on GPU 0. It trains 10
