@@ -61,13 +61,12 @@ def show_source(obj: Any) -> Any:
 def run_info(profile: str | None = None) -> str:
     """One line naming the profile, the versions, the device and the precision that
     produced a notebook's outputs."""
-    import torchvision  # only here: importing it takes a while
-
     chosen = get_profile(profile)
     device = get_device("auto")
     precision = resolve_precision(chosen.recipe.precision, device)
     return (
         f"profile {chosen.name} | d2l_resnet {importlib.metadata.version('d2l-resnet')} | "
         f"Python {platform.python_version()} | torch {torch.__version__} | "
-        f"torchvision {torchvision.__version__} | device {device.type} | {precision}"
+        f"torchvision {importlib.metadata.version('torchvision')} | "
+        f"device {device.type} | {precision}"
     )

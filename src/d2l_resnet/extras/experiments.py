@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import importlib.metadata
 import itertools
 import json
 import multiprocessing
@@ -40,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 from d2l_resnet.checkpoint import write_atomically
@@ -140,7 +140,7 @@ def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
                                 f"native (ATen {torch.backends.cpu.get_cpu_capability()})"),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__}
+            "torchvision": importlib.metadata.version("torchvision")}
 
 
 def _cpu_model() -> str:
