@@ -756,7 +756,7 @@ fig
 # ### A small preview, live (小规模预览)
 #
 # The committed run takes hours on a CPU. A preview that runs here: the same four
-# networks of He et al.'s family, with the same initialization, trained for 150 steps in
+# networks of He et al.'s family, with the same initialization, trained for 100 steps in
 # the `quick` profile (600 in `course`) on batches of 32 Fashion-MNIST images, each
 # image seen once, with plain SGD (learning rate 0.05, momentum 0.9, no schedule, no
 # augmentation). To make a step four times cheaper, the images are average-pooled to
@@ -768,7 +768,7 @@ show_source(train_stack)
 
 # %% tags=["nbval-ignore-output"]
 torch.set_num_threads(default_threads)   # the convolutional networks use every core
-NUM_STEPS = 150 if profile.quick else 600
+NUM_STEPS = 100 if profile.quick else 600
 X_img, y_img = fashion_mnist_features(32 * NUM_STEPS, seed=0, pool=2)
 X_img = X_img.view(-1, 1, 14, 14)                               # (N, 1, 14, 14)
 PREVIEW = {"plain-20": (20, False), "plain-56": (56, False),
@@ -800,7 +800,7 @@ fig
 # 1.19, twice plain-20's 0.60. ResNet-56 ends at 0.73, near plain-20 though still above
 # ResNet-20 (0.48): in so few steps its extra depth does not pay yet, but it does not
 # hold it back the way it holds back plain-56. The assertions check the same ordering
-# in the `quick` profile's 150 steps. ResNet-56 starts badly: its loss first rises
+# in the `quick` profile's 100 steps. ResNet-56 starts badly: its loss first rises
 # above $\ln 10$ and comes back within a few dozen steps. He et al. met the same with
 # ResNet-110 at a learning rate of 0.1 and warmed it up at 0.01 for about 400
 # iterations (Sec. 4.2); the committed run's one-cycle schedule starts at a small rate
