@@ -238,11 +238,11 @@ def test_format_ratio_rejects_non_positive(bad) -> None:
 
 
 def test_fashion_mnist_features_pools_normalizes_and_subsets(monkeypatch) -> None:
-    import d2l_resnet.data
+    import d2l_resnet.gradients
 
     images = torch.arange(10 * 28 * 28).reshape(10, 28, 28).remainder(256).to(torch.uint8)
     labels = torch.arange(10)
-    monkeypatch.setattr(d2l_resnet.data, "load_fashion_mnist_tensors",
+    monkeypatch.setattr(d2l_resnet.gradients, "load_fashion_mnist_tensors",
                         lambda train=True, root=None: (images, labels))
     X, y = fashion_mnist_features(4, seed=1, pool=2)
     assert X.shape == (4, 196)

@@ -27,6 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from d2l_resnet.checks import check_choice, check_positive_int, check_range
+from d2l_resnet.data import (
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    load_fashion_mnist_tensors,
+)
 from d2l_resnet.notebook import progress_bar
 
 __all__ = [
@@ -366,12 +371,6 @@ def fashion_mnist_features(num_examples: int, seed: int = 0, pool: int = 2,
         ``(X, y)``: float32 features ``(num_examples, (28 // pool) ** 2)`` and int64
         labels ``(num_examples,)``.
     """
-    from d2l_resnet.data import (
-        FASHION_MNIST_MEAN,
-        FASHION_MNIST_STD,
-        load_fashion_mnist_tensors,
-    )
-
     check_positive_int("num_examples", num_examples)
     if pool not in (1, 2, 4, 7, 14):
         raise ValueError(f"pool must divide 28: one of 1, 2, 4, 7, 14; got {pool!r}")

@@ -36,7 +36,7 @@ def progress_bar(iterable: Iterable, enabled: bool | None = None, *,
                                                                               "yes")
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # heavy: it imports ipywidgets; only when a bar is shown
 
     return tqdm(iterable, total=total, desc=desc, leave=False, unit=unit)
 
@@ -47,7 +47,7 @@ def show_source(obj: Any) -> Any:
     The notebooks show the code they teach from the package itself, so there is one copy
     and it cannot drift from what runs.
     """
-    from IPython.display import Code
+    from IPython.display import Code  # only in a notebook's kernel
 
     try:
         source = inspect.getsource(obj)

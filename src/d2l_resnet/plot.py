@@ -6,11 +6,15 @@ Functions return a :class:`matplotlib.figure.Figure`; a notebook shows it with
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from d2l_resnet.checks import check_choice, check_positive_int
 
@@ -142,9 +146,6 @@ def family_styles(
     Raises:
         ValueError: If a line names a family that ``families`` does not style.
     """
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
     depths: dict[str, list[int]] = {}
     for label, (family, depth) in lines.items():
         if family not in families:
@@ -356,7 +357,6 @@ def plot_depth_curves(
         if ylim is not None:
             ax.set_ylim(*ylim)
     axes[0].set_ylabel("error (%)")
-    from matplotlib.lines import Line2D
 
     keys = [Line2D([], [], color="0.3", linewidth=0.9, linestyle="--"),
             Line2D([], [], color="0.3", linewidth=2.4)]
@@ -486,8 +486,6 @@ def plot_runs(runs: Mapping[str, Any], figsize: tuple[float, float] = (7.0, 2.8)
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (what a notebook stores; nbval does not compare PNG)."""
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
@@ -514,7 +512,7 @@ class LivePlot:
         self.figure: Figure | None = None
 
     def __call__(self, history: Any) -> None:
-        from IPython.display import Image, display
+        from IPython.display import Image, display  # only in a notebook's kernel
 
         self.figure = plot_history(history, self.num_epochs, self.figsize)
         image = Image(data=figure_png(self.figure), format="png")

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from d2l_resnet.checks import check_positive_int
 from d2l_resnet.extras.distributed import threads_per_process
@@ -120,8 +122,6 @@ def _spawned(index: int, fn: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any], nprocs: int, port: int, folder: str,
              timeout: float) -> None:
     """One process of :func:`spawn`: join the group, run ``fn``, save its result, leave."""
-    import torch.distributed as dist
-
     torch.set_num_threads(threads_per_process(nprocs))
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=index,
                             world_size=nprocs,
@@ -147,8 +147,6 @@ def spawn(fn: Callable[..., Any], *args: Any, nprocs: int = 2, timeout: float = 
         torch.multiprocessing.ProcessRaisedException: If ``fn`` raised in a process
             (with its traceback).
     """
-    import torch.multiprocessing as mp
-
     check_positive_int("nprocs", nprocs)
     with tempfile.TemporaryDirectory() as folder:
         context = mp.start_processes(_spawned, args=(fn, args, kwargs, nprocs, free_port(),
