@@ -34,7 +34,7 @@ def get_dataloader_workers() -> int:
 
 def _fashion_mnist_dataset(raw_dir: Path, train: bool, transform: object) -> data.Dataset:
     """torchvision's FashionMNIST dataset reading the verified files in ``raw_dir``."""
-    import torchvision
+    import torchvision  # heavy (seconds): only the source's pipeline needs it
 
     class _VerifiedFashionMNIST(torchvision.datasets.FashionMNIST):
         @property
@@ -66,7 +66,7 @@ def load_data_fashion_mnist(batch_size: int, resize: int | None = None,
         ``(train_iter, test_iter)``, yielding ``(X, y)`` with X of shape
         (batch_size, 1, S, S), S = resize or 28; the training set is shuffled.
     """
-    from torchvision import transforms
+    from torchvision import transforms  # heavy (seconds): only this pipeline needs it
 
     check_positive_int("batch_size", batch_size)
     check_positive_int("resize", resize, allow_none=True)

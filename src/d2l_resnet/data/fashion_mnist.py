@@ -315,7 +315,7 @@ def prepare_fashion_mnist(root: str | os.PathLike[str] | None = None, *, downloa
 
     if download:
         try:
-            import torchvision
+            import torchvision  # heavy (seconds): only a download needs it
 
             for train in (True, False):
                 torchvision.datasets.FashionMNIST(root=str(data_dir), train=train,
