@@ -292,16 +292,17 @@ def plot_loss_panels(
     return fig
 
 
-def _seed_means(rows: Sequence[Mapping[str, str]], network: str, column: str
+def _seed_means(rows: Sequence[Mapping[str, str]], key: str, name: str, column: str
                 ) -> tuple[list[float], list[float]]:
-    """``(x, mean over the seeds)`` of one column of the rows of one network, by epoch."""
+    """``(epochs, mean over the seeds)`` of one column of the rows whose ``key`` is ``name``
+    (a network of ``results/depth*.csv``, a variant of ``results/recipe_round*.csv``)."""
     by_x: dict[float, list[float]] = {}
     for row in rows:
-        if row["network"] == network:
+        if row[key] == name:
             by_x.setdefault(float(row["epoch"]), []).append(float(row[column]))
     if not by_x:
-        raise ValueError(f"no rows of network {network!r}; the rows hold "
-                         f"{sorted({r['network'] for r in rows})}")
+        raise ValueError(f"no rows of {key} {name!r}; the rows hold "
+                         f"{sorted({r[key] for r in rows})}")
     xs = sorted(by_x)
     return xs, [sum(by_x[x]) / len(by_x[x]) for x in xs]
 
@@ -346,9 +347,9 @@ def plot_depth_curves(
     for ax, (title, networks) in zip(axes, panels.items(), strict=True):
         for k, network in enumerate(networks):
             color = colors.get(network, f"C{k % 10}")
-            xs, err = _seed_means(curve_rows, network, "train_err")
+            xs, err = _seed_means(curve_rows, "network", network, "train_err")
             ax.plot(xs, [100 * e for e in err], color=color, linewidth=0.9, linestyle="--")
-            epochs, acc = _seed_means(epoch_rows, network, "val_acc")
+            epochs, acc = _seed_means(epoch_rows, "network", network, "val_acc")
             ax.plot(epochs, [100 * (1 - a) for a in acc], color=color, linewidth=2.4,
                     label=network)
         ax.set_title(title, fontsize=10)
@@ -673,18 +674,10 @@ def plot_val_curves(rows: Sequence[Mapping[str, str]], variants: Sequence[str],
     """
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.subplots()
-    seeds = set()
     for k, name in enumerate(variants):
-        by_epoch: dict[int, list[float]] = {}
-        for row in rows:
-            if row["variant"] == name:
-                by_epoch.setdefault(int(row["epoch"]), []).append(float(row["val_acc"]))
-                seeds.add(row["seed"])
-        if not by_epoch:
-            raise ValueError(f"no rows of variant {name!r}")
-        epochs = sorted(by_epoch)
-        ax.plot(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], "o-", ms=3,
-                color=f"C{k % 10}", label=name)
+        epochs, acc = _seed_means(rows, "variant", name, "val_acc")
+        ax.plot(epochs, acc, "o-", ms=3, color=f"C{k % 10}", label=name)
+    seeds = {row["seed"] for row in rows if row["variant"] in variants}
     _frame(ax, "epoch", f"validation accuracy\n(mean of {len(seeds)} seeds)")
     if ylim is not None:
         ax.set_ylim(*ylim)
