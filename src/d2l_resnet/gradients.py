@@ -196,6 +196,12 @@ def zero_residual_branches(net: DeepStack) -> DeepStack:
     return net
 
 
+def _check_labels(X: torch.Tensor, y: torch.Tensor) -> None:
+    if y.dim() != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be (N,) labels for X of shape {tuple(X.shape)}, got "
+                         f"shape {tuple(y.shape)}")
+
+
 def layer_grad_norms(net: nn.Module, X: torch.Tensor, y: torch.Tensor,
                      wrt: str = "input", layers: Sequence[nn.Module] | None = None
                      ) -> list[float]:
@@ -230,9 +236,7 @@ def layer_grad_norms(net: nn.Module, X: torch.Tensor, y: torch.Tensor,
     elif wrt != "input" or len(layers) == 0:
         raise ValueError(f"layers=[...] measures input gradients: pass wrt='input' and at "
                          f"least one module, got wrt={wrt!r} and {len(layers)} modules")
-    if y.dim() != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must be (N,) labels for X of shape {tuple(X.shape)}, got "
-                         f"shape {tuple(y.shape)}")
+    _check_labels(X, y)
     inputs: list[torch.Tensor] = []
 
     def keep_input(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -275,9 +279,7 @@ def input_gradients(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> torch.T
     Returns:
         The gradients, flattened: ``(N, number of input features)``.
     """
-    if y.dim() != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must be (N,) labels for X of shape {tuple(X.shape)}, got "
-                         f"shape {tuple(y.shape)}")
+    _check_labels(X, y)
     X = X.detach().clone().requires_grad_()
     (grad,) = torch.autograd.grad(F.cross_entropy(net(X), y, reduction="sum"), X)
     return grad.flatten(1)                                   # (N, features)
