@@ -418,12 +418,17 @@ assert all(checks.values())
 # computation is in float64. float32's smallest *normal* number is about $1.2 \cdot
 # 10^{-38}$; below it, *subnormal* numbers keep fewer and fewer significant bits down
 # to $1.4 \cdot 10^{-45}$, and anything smaller is 0. A deep plain stack's gradients go
-# below that range (checked after the table).
+# below that range (checked after the table). Over 1000 layers that multiply the
+# gradient, the last rounding differences of the CPU's arithmetic grow too: capped at
+# AVX2, this CPU gives the 1000-layer plain stack with BatchNorm (default
+# initialization) a ratio of $2 \cdot 10^{87}$ instead of $9 \cdot 10^{86}$, and the
+# number of threads changes it too. So the tests do not compare the table's digits;
+# what the text says of it is asserted after the figure, on every CPU.
 
 # %%
 show_source(layer_grad_norms)
 
-# %%
+# %% tags=["nbval-ignore-output"]
 gen = torch.Generator().manual_seed(0)
 X_probe = torch.randn(64, 64, generator=gen, dtype=torch.float64)   # (N, features)
 y_probe = torch.randint(0, 10, (64,), generator=gen)                  # (N,)
@@ -1074,13 +1079,13 @@ fig
 # <details>
 # <summary>Solution 3</summary>
 #
-# The 48-layer plain stack ends near 2 with each of the three learning rates, not far
-# below the loss of guessing ($\ln 10 \approx 2.3$), while the 4-layer plain stack and
-# the 48-layer residual one reach about 0.4 in the same 150 steps, as the solution
-# prints. A smaller step does not help. (These stacks start with gradients that grow
-# from layer to layer, as measured above for plain stacks with BatchNorm: in the
-# 48-layer one the first layer's is some $10^{4}$ times the last one's, in its residual
-# twin about 10 times.)
+# The 48-layer plain stack ends near 2 with each of the three learning rates (1.9 to
+# 2.3, depending on the CPU), not far below the loss of guessing ($\ln 10 \approx 2.3$),
+# while the 4-layer plain stack and the 48-layer residual one reach about 0.4 in the
+# same 150 steps, as the solution prints. A smaller step does not help. (These stacks
+# start with gradients that grow from layer to layer, as measured above for plain
+# stacks with BatchNorm: in the 48-layer one the first layer's is some $10^{4}$ times
+# the last one's, in its residual twin about 10 times.)
 #
 # ```python
 # import math
@@ -1103,7 +1108,7 @@ fig
 #         final[name, lr] = train_stack(net, X, y, 150, lr=lr, progress=False).final_loss()
 #         print(f"{name:<20} lr {lr:<6} final training loss {final[name, lr]:.2f}")
 # print(f"ln 10 = {math.log(10):.2f}")
-# assert all(final["plain, 48 layers", lr] > 1.9 for lr in (0.05, 0.01, 0.002))
+# assert all(final["plain, 48 layers", lr] > 1.8 for lr in (0.05, 0.01, 0.002))
 # assert final["plain, 4 layers", 0.05] < 0.5 and final["residual, 48 layers", 0.05] < 0.5
 #
 # for residual in (False, True):
