@@ -171,8 +171,10 @@ def test_averaged_shard_gradients_equal_the_whole_batch_gradient() -> None:
         gap = (per_rank[0][case] - whole).abs().max()
         if case == "train mode":
             assert gap > 1e-2 * scale, case
-        else:
+        elif case == "eval mode":
             assert gap <= 1e-5 * scale, case
+        else:  # the statistics summed in another order, through 18 layers of BatchNorm:
+            assert gap <= 1e-4 * scale, case   # 6e-6 natively, 1.1e-5 capped at AVX2
     whole = shard_gradient(X, y, train_mode=False)
     one_share = shard_gradient(X[:4], y[:4], train_mode=False)   # one share alone is not it
     assert (one_share - whole).abs().max() > 1e-2 * whole.abs().max()
