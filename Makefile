@@ -42,10 +42,11 @@ $(DATA_STAMP): $(STAMP)
 	@touch $@
 
 # Two pytest workers, one PyTorch thread each (more threads than cores slows every test);
-# --dist loadscope keeps each notebook's cells, and each test module, on one worker.
+# --dist loadscope keeps each notebook's cells, and each test module, on one worker;
+# tests/conftest.py orders them longest first.
 PYTEST := D2L_RESNET_PROFILE=quick TQDM_DISABLE=1 OMP_NUM_THREADS=1 $(PY) -m pytest --nbval \
 	  --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider --durations=5 \
-	  -n 2 --dist loadscope
+	  -n 2 --dist loadscope --no-loadscope-reorder
 
 test: $(DATA_STAMP)
 	@echo "==> unit tests and notebooks (pytest --nbval, profile quick)"
