@@ -8,9 +8,10 @@ environment: profile ``quick``, this checkout's ``src/`` first on ``PYTHONPATH``
 ``TQDM_DISABLE`` removed, so that ``tqdm.auto`` shows its widget as it does for students.
 
 Every notebook is opened at ``lab/tree/<name>``: it must show all its cells and start
-its kernel. What only JupyterLab can show is then checked on the training notebook, 04
-(``pytest --nbval`` already runs every notebook's cells and compares their outputs; it
-cannot see a widget): once its kernel is idle, it is driven through the main menu: Edit >
+its kernel (the training notebook as the first step of its run). What only JupyterLab
+can show is then checked on the training notebook, 04 (``pytest --nbval`` already runs
+every notebook's cells and compares their outputs; it cannot see a widget): once its
+kernel is idle, it is driven through the main menu: Edit >
 Clear Outputs of All Cells (so that nothing shown afterwards comes from the committed
 outputs), Run > Run All Cells, and after the run File > Save Notebook (into the copy).
 The test fails when:
@@ -28,8 +29,9 @@ The test fails when:
 - a wait runs out: each has a bound (a cell gets 600 s, as nbval gives it in ``make
   test``), and the message names the notebook and the cell that was running.
 
-Three small notebooks written by the test check that these checks catch what they should:
-one with ``1 / 0``, one with a widget whose model does not exist, and one that must pass
+Two small notebooks written by the test check that these checks catch what they should:
+one with a widget whose model does not exist, then ``1 / 0`` and a cell after it (which
+must not run), and one that must pass
 (widgets, a cell tagged ``raises-exception``, and the kernel's environment). A screenshot
 of notebook 04 after its run goes to ``test-artifacts/lab-04.png``, one with its
 progress bar to ``test-artifacts/lab-04-progress.png``, and one of any notebook that
@@ -229,12 +231,12 @@ def _write_selftests(folder: Path) -> None:
     expected_error = new.new_code_cell("raise ValueError('expected, and tagged so')")
     expected_error.metadata["tags"] = ["raises-exception"]
     notebooks = {
-        "error.ipynb": [new.new_code_cell("x = 1"), new.new_code_cell("1 / 0"),
-                        new.new_code_cell("y = 2")],
-        "missing_widget.ipynb": [new.new_code_cell(
+        "fails.ipynb": [new.new_code_cell(
             "from IPython.display import display\n"
             f"display({{{WIDGET_MIME!r}: {{'model_id': '0' * 32, 'version_major': 2, "
-            "'version_minor': 0}, 'text/plain': 'a widget without a model'}, raw=True)")],
+            "'version_minor': 0}, 'text/plain': 'a widget without a model'}, raw=True)"),
+            new.new_code_cell("x = 1"), new.new_code_cell("1 / 0"),
+            new.new_code_cell("y = 2")],
         "passes.ipynb": [
             new.new_markdown_cell("A notebook that must pass."),
             new.new_code_cell(environment),
@@ -644,14 +646,15 @@ def _report(run: LabRun) -> str:
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("passes.ipynb", []),
-    ("error.ipynb", [r"cell 2 \(`1 / 0`\) raised ZeroDivisionError",
-                     r"cell 3 \(`y = 2`\) did not run"]),
-    ("missing_widget.ipynb", [r"cell 1 .*the widget did not render: "
-                              r"'(Loading widget|Error displaying widget)"]),
+    ("fails.ipynb", [r"cell 1 .*the widget did not render: "
+                     r"'(Loading widget|Error displaying widget)",
+                     r"cell 3 \(`1 / 0`\) raised ZeroDivisionError",
+                     r"cell 4 \(`y = 2`\) did not run"]),
 ])
 def test_checks_catch_what_they_should(browser: Any, lab: Lab, name: str,
                                        expected: list[str]) -> None:
-    """The checks on small notebooks: an error and a missing widget caught, widgets seen."""
+    """The checks on small notebooks: a missing widget and an error caught (and the cell
+    after the error seen not to run), widgets seen where they render."""
     run = run_in_lab(browser, lab, f"{SELFTEST_DIR}/{name}", failure_screenshot=False)
     assert not [p for p in run.problems if p.startswith("stopped:")], _report(run)
     assert len(run.problems) == len(expected), _report(run)
@@ -664,7 +667,9 @@ def test_checks_catch_what_they_should(browser: Any, lab: Lab, name: str,
         assert {3, 5} <= {p["cell"] for p in run.progress if p["width"] > 0}, run.progress
 
 
-@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+# The training notebook is opened (and run) by the test after this one.
+@pytest.mark.parametrize("name", [n for n in NOTEBOOK_NAMES
+                                  if not n.startswith(TRAINING_PREFIX)])
 def test_every_notebook_opens_in_jupyterlab_with_its_kernel(browser: Any, lab: Lab,
                                                              name: str) -> None:
     run = run_in_lab(browser, lab, name, run_all=False)
