@@ -41,7 +41,7 @@ from d2l_resnet.profiles import PROFILES
 from d2l_resnet.results import read_run
 
 TRAIN = ["-m", "d2l_resnet", "train", "--profile", "quick", "--device", "cpu", "--quiet"]
-RUN_TIMEOUT = 300     # seconds for one torchrun of the quick profile (about 20 s when idle)
+RUN_TIMEOUT = 300     # seconds for one torchrun of the quick profile (about 30 s when idle)
 
 
 def _metrics(path: Path) -> dict[str, object]:
