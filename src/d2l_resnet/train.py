@@ -41,6 +41,7 @@ from d2l_resnet.checks import check_int
 from d2l_resnet.devices import autocast, get_device, resolve_precision
 from d2l_resnet.model import init_weights, use_matmul_convs
 from d2l_resnet.notebook import progress_bar
+from d2l_resnet.optim import FlatSGD
 from d2l_resnet.profiles import Recipe
 
 __all__ = [
@@ -381,9 +382,14 @@ def prepare_network(net: nn.Module, recipe: Recipe, device: torch.device) -> nn.
 
 def make_optimizer(net: nn.Module, recipe: Recipe, num_batches: int
                    ) -> tuple[torch.optim.Optimizer, Any]:
-    """SGD as the recipe says, and its rate schedule (None for a constant rate)."""
+    """SGD as the recipe says, and its rate schedule (None for a constant rate).
+
+    ``FlatSGD`` is ``torch.optim.SGD`` (same arithmetic, same results) stepping on flat
+    views of the parameters, which spares the fused CPU step a copy of every gradient in
+    the channels-last layout (see :mod:`d2l_resnet.optim`).
+    """
     device = next(net.parameters()).device
-    optimizer = torch.optim.SGD(
+    optimizer = FlatSGD(
         net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay,
         fused=device.type in ("cpu", "cuda"))   # all parameters in one pass
