@@ -11,9 +11,9 @@ Every notebook is opened at ``lab/tree/<name>``: it must show all its cells and 
 its kernel (the training notebook as the first step of its run). What only JupyterLab
 can show is then checked on the training notebook, 04 (``pytest --nbval`` already runs
 every notebook's cells and compares their outputs; it cannot see a widget): once its
-kernel is idle, it is driven through the main menu: Edit >
-Clear Outputs of All Cells (so that nothing shown afterwards comes from the committed
-outputs), Run > Run All Cells, and after the run File > Save Notebook (into the copy).
+kernel is idle, it is driven through the main menu: Edit > Clear Outputs of All Cells
+(so that nothing shown afterwards comes from the committed outputs), Run > Run All
+Cells, and after the run File > Save Notebook (into the copy).
 The test fails when:
 
 - a code cell did not run: its saved ``execution_count`` is empty, the counts are not in
@@ -31,11 +31,11 @@ The test fails when:
 
 Two small notebooks written by the test check that these checks catch what they should:
 one with a widget whose model does not exist, then ``1 / 0`` and a cell after it (which
-must not run), and one that must pass
-(widgets, a cell tagged ``raises-exception``, and the kernel's environment). A screenshot
-of notebook 04 after its run goes to ``test-artifacts/lab-04.png``, one with its
-progress bar to ``test-artifacts/lab-04-progress.png``, and one of any notebook that
-fails to ``test-artifacts/lab-<name>-failed.png``.
+must not run), and one that must pass (widgets, a cell tagged ``raises-exception``, and
+the kernel's environment). A screenshot of notebook 04 after its run goes to
+``test-artifacts/lab-04.png``, one with its progress bar to
+``test-artifacts/lab-04-progress.png``, and one of any notebook that fails to
+``test-artifacts/lab-<name>-failed.png``.
 
 Without Chromium the test is skipped (and says how to install it); under CI (``CI=true``)
 it fails instead. The module carries the ``slow`` marker (``make test-fast`` leaves it
