@@ -144,5 +144,9 @@ def test_the_seed_spread_pools_the_pairs_of_runs() -> None:
     table = [{"val_acc": [0.90, 0.92]}, {"val_acc": [0.93, 0.93]}, {"val_acc": [0.91]}]
     # (0.02^2 / 2 + 0) / 2 = 0.0001: a standard deviation of 0.01.
     assert seed_spread(table) == pytest.approx(0.01)
+    # Four seeds around 0.92 add 0.01^2 * 4 over 3 degrees of freedom: (0.0002 + 0.0004)
+    # / (1 + 1 + 3) = 0.00012.
+    table.append({"val_acc": [0.91, 0.93, 0.91, 0.93]})
+    assert seed_spread(table) == pytest.approx(math.sqrt(0.00012))
     with pytest.raises(ValueError, match="two seeds"):
         seed_spread([{"val_acc": [0.9]}])

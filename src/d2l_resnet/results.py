@@ -140,13 +140,16 @@ def recipe_table(rows: Iterable[dict[str, str]]) -> list[dict[str, Any]]:
 
 def seed_spread(table: Sequence[dict[str, Any]], key: str = "val_acc") -> float:
     """The standard deviation of one run's accuracy from its seed alone, estimated from the
-    variants of :func:`recipe_table` trained from two seeds: for two runs ``a`` and ``b``
-    of one variant, ``(a - b)**2 / 2`` estimates the variance; their mean pools them.
+    variants of :func:`recipe_table` trained from two seeds or more: each variant's runs
+    scatter around their own mean, and the squared deviations of all variants are pooled
+    (divided by the runs less one per variant). For two runs ``a`` and ``b`` of one
+    variant that is ``(a - b)**2 / 2``.
 
     Raises:
         ValueError: If no variant has two seeds.
     """
-    pairs = [row[key][:2] for row in table if len(row[key]) >= 2]
-    if not pairs:
+    groups = [row[key] for row in table if len(row[key]) >= 2]
+    if not groups:
         raise ValueError("no variant has two seeds; the spread needs pairs of runs")
-    return math.sqrt(statistics.fmean((a - b) ** 2 / 2 for a, b in pairs))
+    squares = sum(sum((v - statistics.fmean(g)) ** 2 for v in g) for g in groups)
+    return math.sqrt(squares / sum(len(g) - 1 for g in groups))
