@@ -7,8 +7,9 @@ command (``python -m d2l_resnet experiment NAME``):
 - ``recipe --round N``: variants of the course recipe trained on 55,000 training images
   and scored on a 5,000-image validation split of the training set; the test set is
   never scored. Round 1 changes one setting at a time from a starting point, round 2
-  trains its two winners together, round 3 tries shorter schedules. Every choice of the
-  ``course`` profile is read off these tables. (``results/recipe_roundN.csv``)
+  trains its two winners together, rounds 3 and 4 try shorter schedules (round 4 from
+  four seeds, ``--seeds 4``). Every choice of the ``course`` profile is read off these
+  tables. (``results/recipe_roundN.csv``)
 - ``depth``: He et al.'s degradation experiment (2015, Sec. 4.2, Fig. 6) on Fashion-MNIST:
   plain and residual networks of their small-image family, 20 and 56 layers, and the
   course's ResNet-18 with its plain twin, trained alike on a subset of the training
