@@ -152,5 +152,5 @@ def seed_spread(table: Sequence[dict[str, Any]], key: str = "val_acc") -> float:
     groups = [row[key] for row in table if len(row[key]) >= 2]
     if not groups:
         raise ValueError("no variant has two seeds; the spread needs pairs of runs")
-    squares = sum(sum((v - statistics.fmean(g)) ** 2 for v in g) for g in groups)
+    squares = sum(statistics.variance(g) * (len(g) - 1) for g in groups)
     return math.sqrt(squares / sum(len(g) - 1 for g in groups))
