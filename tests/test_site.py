@@ -177,7 +177,9 @@ class PageVisit:
             f"{r.url[:120]} ({r.failure})"))
         self.page.goto(url, wait_until="load")
         if self.page.evaluate("typeof window.MathJax !== 'undefined'"):
-            self.page.evaluate("MathJax.Hub.Register.StartupHook('End', () => "
+            # MathJax's queue runs in order, after its startup and first typesetting: a
+            # callback queued now runs when every typesetting queued so far is done.
+            self.page.evaluate("MathJax.Hub.Queue(() => "
                                "document.documentElement.dataset.mathjax = 'done')")
             self.page.wait_for_function("document.documentElement.dataset.mathjax === 'done'",
                                         timeout=60_000)
