@@ -173,6 +173,34 @@ def test_augmentation_is_reproducible_from_the_seed() -> None:
     assert all(torch.equal(Xa, Xb) for (Xa, _), (Xb, _) in zip(a, b, strict=True))
 
 
+def test_random_erasing_blanks_one_rectangle_in_about_half_the_images() -> None:
+    images = torch.full((400, 28, 28), 200, dtype=torch.uint8)
+    labels = torch.zeros(400, dtype=torch.long)
+    X, _ = next(iter(InMemoryLoader(images, labels, 400, normalize=False, erase=0.5)))
+    blank = X[:, 0] == 0                                            # (B, H, W)
+    erased = blank.flatten(1).any(1)
+    assert 160 <= int(erased.sum()) <= 240                          # about half
+    assert torch.all(X[:, 0][~blank] == 200 / 255)                  # the rest untouched
+    rows, cols = blank.any(2), blank.any(1)
+    assert torch.equal(rows[:, :, None] & cols[:, None, :], blank)  # each one rectangle
+    share = blank.flatten(1).sum(1)[erased] / (28 * 28)             # 2-33% of the area,
+    assert share.min() >= 0.01 and share.max() <= 0.36              # up to rounding
+    height, width = rows.sum(1)[erased].float(), cols.sum(1)[erased].float()
+    assert (height / width).max() > 1.5 and (height / width).min() < 1 / 1.5
+
+
+def test_random_erasing_leaves_the_other_draws_and_the_labels_alone() -> None:
+    images, labels = _data(h=28)
+    kwargs = {"shuffle": True, "augment": True, "seed": 5, "normalize": True}
+    plain = InMemoryLoader(images, labels, 16, **kwargs)
+    erased = InMemoryLoader(images, labels, 16, erase=1.0, **kwargs)
+    for (X0, y0), (X1, y1) in zip(plain, erased, strict=True):
+        assert torch.equal(y0, y1)
+        changed = X0 != X1
+        assert changed.flatten(1).any(1).all()      # erase=1: every image
+        assert torch.all(X1[changed] == 0)          # blanked to 0, the mean once normalized
+
+
 # ------------------------------------------------------------------------- resumption
 
 def test_state_dict_between_epochs_resumes_the_same_epochs() -> None:
@@ -249,6 +277,7 @@ def test_stratified_subset_keeps_class_proportions() -> None:
         ({"seed": -1}, "seed"),
         ({"device": "nonsense"}, "device"),
         ({"batch_size": 8, "drop_last": True}, "no batch"),
+        ({"erase": 1.5}, "erase"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs: dict, match: str) -> None:

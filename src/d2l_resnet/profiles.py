@@ -137,6 +137,9 @@ class DataSpec:
         validation: Hold out this many training examples as a validation set (0: none).
         augment: Random horizontal flips (and shifts) of the training images.
         max_shift: Largest random shift of ``augment``, in pixels (0: flips only).
+        erase: Random erasing of the training images: the probability that an image
+            has a random rectangle blanked (0: none; see
+            :class:`d2l_resnet.data.InMemoryLoader`).
         normalize: Normalize the inputs (False: pixels in [0, 1], as ``ToTensor``).
     """
 
@@ -147,6 +150,7 @@ class DataSpec:
     validation: int = 0
     augment: bool = False
     max_shift: int = 0
+    erase: float = 0.0
     normalize: bool = False
 
     def __post_init__(self) -> None:
@@ -156,6 +160,7 @@ class DataSpec:
         check_positive_int("test_subset", self.test_subset, allow_none=True)
         check_int("validation", self.validation)
         check_int("max_shift", self.max_shift)
+        check_range("erase", self.erase, 0, 1, high_open=False)
 
     def replace(self, **changes: Any) -> DataSpec:
         """A copy with some settings changed (and checked)."""

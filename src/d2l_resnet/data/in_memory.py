@@ -1,7 +1,7 @@
 """The fast path: Fashion-MNIST held in memory, batches made whole, splits and shards.
 
 - :class:`InMemoryLoader` iterates like a DataLoader over one uint8 tensor of images,
-  making each batch in one go (gather, flip, shift, resize, normalize), reproducibly
+  making each batch in one go (gather, flip, shift, resize, normalize, erase), reproducibly
   from a seed, resumable mid-epoch, and split across the ranks of a distributed run.
 - :func:`stratified_subset` draws a seeded subset with the classes in proportion: the
   ``quick`` profile's subsets and the validation split.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from d2l_resnet.checks import check_int, check_positive_int
+from d2l_resnet.checks import check_int, check_positive_int, check_range
 from d2l_resnet.data.fashion_mnist import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
@@ -97,6 +98,10 @@ class InMemoryLoader:
             to [0, 1]; if False, X holds the pixels scaled to [0, 1].
         augment: Random horizontal flips and shifts of up to ``max_shift`` pixels (the
             freed border is background, 0), drawn per example; labels are unchanged.
+        erase: Random erasing (Zhong et al., 2020): the probability that an image has a
+            random rectangle set to 0 (the mean, when normalized), as torchvision's
+            ``RandomErasing()`` draws it (2-33% of the area, aspect ratio 0.3-3.3); a
+            rectangle too large for the image is cut to fit. 0: none.
         drop_last: Drop the last batch if it is smaller than ``batch_size``.
         device: Where the data lives and the batches are made (default: the images'
             device).
@@ -121,12 +126,13 @@ class InMemoryLoader:
                  shuffle: bool = False, resize: int | None = None, normalize: bool = True,
                  augment: bool = False, drop_last: bool = False,
                  device: torch.device | str | None = None, seed: int = 0,
-                 max_shift: int = 2, split: str | None = None, rank: int = 0,
-                 world_size: int = 1, num_threads: int | None = 1) -> None:
+                 max_shift: int = 2, erase: float = 0.0, split: str | None = None,
+                 rank: int = 0, world_size: int = 1, num_threads: int | None = 1) -> None:
         _check_images_and_labels(images, labels)
         check_positive_int("batch_size", batch_size)
         check_positive_int("resize", resize, allow_none=True)
         check_int("max_shift", max_shift)
+        check_range("erase", erase, 0, 1, high_open=False)
         check_int("seed", seed)
         check_positive_int("world_size", world_size)
         check_int("rank", rank)
@@ -147,6 +153,7 @@ class InMemoryLoader:
         self.shuffle, self.normalize = bool(shuffle), bool(normalize)
         self.augment, self.drop_last = bool(augment), bool(drop_last)
         self.max_shift, self.split, self.num_threads = max_shift, split, num_threads
+        self.erase = float(erase)
         self.rank, self.world_size = rank, world_size
         self._check_shares()
         self._scale = 1.0 / (255.0 * FASHION_MNIST_STD)
@@ -193,17 +200,20 @@ class InMemoryLoader:
 
     # -- the order of an epoch
 
-    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None,
-                                               torch.Tensor | None]:
-        """The order and, with ``augment``, each position's flip (N,) and shift (N, 2)."""
+    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, ...]:
+        """The order and, with ``augment``, each position's flip (N,) and shift (N, 2);
+        with ``erase``, its erasing draws (N, 5). What is not drawn is None."""
         n = self.num_examples
         gen = torch.Generator().manual_seed(_mixed_seed(self.seed, _SHUFFLE_KEY, epoch))
         order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
-        if not self.augment:
-            return order.to(self.device), None, None
-        flip = torch.rand(n, generator=gen) < 0.5                               # (N,)
-        shift = torch.randint(0, 2 * self.max_shift + 1, (n, 2), generator=gen)  # (N, 2)
-        return order.to(self.device), flip.to(self.device), shift.to(self.device)
+        flip = shift = erase = None
+        if self.augment:
+            flip = torch.rand(n, generator=gen) < 0.5                               # (N,)
+            shift = torch.randint(0, 2 * self.max_shift + 1, (n, 2), generator=gen)  # (N, 2)
+        if self.erase:   # drawn last, so that the draws above are the same without it
+            erase = torch.rand(n, 5, generator=gen)                                  # (N, 5)
+        return tuple(None if t is None else t.to(self.device)
+                     for t in (order, flip, shift, erase))
 
     def _share(self, k: int) -> slice:
         """The positions of the epoch's order that batch ``k`` gives to this process."""
@@ -226,8 +236,26 @@ class InMemoryLoader:
         batch = torch.arange(b, device=x.device)[:, None, None]
         return padded[batch, rows[:, :, None], cols[:, None, :]]              # (B, H, W)
 
+    def _erase_mask(self, draws: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Where random erasing blanks each image, (B, 1, H, W), from its draws (B, 5):
+        whether to erase, the area's share, the aspect ratio, the top and left corner."""
+        erase, area, ratio, top, left = draws.unbind(1)
+        area = h * w * (0.02 + (0.33 - 0.02) * area)            # torchvision's (0.02, 0.33)
+        ratio = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * ratio)
+        eh = torch.sqrt(area * ratio).round().clamp(1, h)       # height
+        ew = torch.sqrt(area / ratio).round().clamp(1, w)       # width
+        top = (top * (h - eh + 1)).floor()
+        left = (left * (w - ew + 1)).floor()
+        rows = torch.arange(h, device=draws.device)
+        cols = torch.arange(w, device=draws.device)
+        in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])            # (B, H)
+        in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])          # (B, W)
+        mask = in_rows[:, :, None] & in_cols[:, None, :] & (erase < self.erase)[:, None, None]
+        return mask.unsqueeze(1)
+
     def _make_batch(self, idx: torch.Tensor, flip: torch.Tensor | None,
-                    shift: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                    shift: torch.Tensor | None, erase: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images.index_select(0, idx)                                 # (B, H, W) uint8
         if flip is not None and shift is not None:
             x = self._augment(x, flip, shift)
@@ -235,9 +263,12 @@ class InMemoryLoader:
         if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
             x = self._resize(x)                                              # (B, 1, S, S)
         if not self.normalize:    # x / 255, bit for bit what ToTensor computes
-            return x.float().div_(255), self.labels.index_select(0, idx)
-        # (x / 255 - mean) / std as x * scale - shift: one multiply and one subtract.
-        return x.float().mul_(self._scale).sub_(self._shift), self.labels.index_select(0, idx)
+            x = x.float().div_(255)
+        else:   # (x / 255 - mean) / std as x * scale - shift: a multiply and a subtract
+            x = x.float().mul_(self._scale).sub_(self._shift)
+        if erase is not None:
+            x.masked_fill_(self._erase_mask(erase, *x.shape[-2:]), 0.0)
+        return x, self.labels.index_select(0, idx)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         """Bilinear, antialiased resize of a uint8 batch (B, 1, H, W) to (B, 1, S, S).
@@ -261,15 +292,14 @@ class InMemoryLoader:
         # progress bar makes one) skips no epoch.
         epoch, start = self._next_epoch, self._next_batch
         self._next_epoch, self._next_batch = epoch + 1, 0
-        order, flip, shift = self._epoch_plan(epoch)
+        order, flip, shift, erase = self._epoch_plan(epoch)
         self._position = (epoch, start)
         threads = self.num_threads if self.device.type == "cpu" else None
         for k in range(start, len(self)):
             sl = self._share(k)
             with _torch_threads(threads):
-                batch = self._make_batch(order[sl],
-                                         None if flip is None else flip[sl],
-                                         None if shift is None else shift[sl])
+                batch = self._make_batch(order[sl], *(None if t is None else t[sl]
+                                                      for t in (flip, shift, erase)))
             self._position = (epoch, k + 1)
             yield batch
         self._position = None
@@ -400,7 +430,7 @@ def load_data_fashion_mnist_fast(
     *, device: torch.device | str | None = None, augment: bool = False,
     normalize: bool = True, seed: int = 0, train_subset: int | None = None,
     test_subset: int | None = None, validation: int = 0, max_shift: int = 2,
-    rank: int = 0, world_size: int = 1,
+    erase: float = 0.0, rank: int = 0, world_size: int = 1,
 ) -> DataSplits:
     """Fashion-MNIST as :class:`InMemoryLoader` (the fast path; same data, same shapes).
 
@@ -419,6 +449,8 @@ def load_data_fashion_mnist_fast(
         validation: Hold out this many training examples (a stratified split, the same in
             every run) as a validation set, scored like the test set; 0 for none.
         max_shift: Largest shift of ``augment``, in pixels (0: flips only).
+        erase: Random erasing of the training images: the probability per image (see
+            :class:`InMemoryLoader`; 0: none).
         rank: This process's rank in a distributed run (each takes its share of every
             batch; see :class:`InMemoryLoader`).
         world_size: The number of processes of a distributed run.
@@ -452,7 +484,8 @@ def load_data_fashion_mnist_fast(
         loaders[split] = InMemoryLoader(x, y, batch_size, shuffle=train, resize=resize,
                                         normalize=normalize, augment=augment and train,
                                         device=device, seed=seed, max_shift=max_shift,
-                                        split=split, rank=rank, world_size=world_size)
+                                        erase=erase if train else 0.0, split=split,
+                                        rank=rank, world_size=world_size)
     return DataSplits(loaders["train"], loaders.get("val"), loaders["test"])
 
 
