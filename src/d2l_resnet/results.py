@@ -36,7 +36,9 @@ __all__ = [
 COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --round 1",
             "recipe_round2": "experiment recipe --round 2",
             "recipe_round3": "experiment recipe --round 3",
-            "recipe_round4": "experiment recipe --round 4 --seeds 4", "depth": "experiment depth",
+            "recipe_round4": "experiment recipe --round 4 --seeds 4",
+            "recipe_round5": "experiment recipe --round 5 --seeds 8",
+            "depth": "experiment depth",
             "depth_curves": "experiment depth", "stem": "experiment stem",
             "bench_ddp": "bench ddp --out results/bench_ddp.json"}
 
