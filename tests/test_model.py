@@ -286,6 +286,9 @@ def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
     (16, 24, 2, 3, 1),     # b4's 3x3 convolutions on 2x2 maps: the dense linear map
     (16, 24, 3, 3, 1),     # 3x3 maps, still at most kh*kw pixels
     (16, 24, 3, 3, 2),     # a stride with some taps on padding only
+    (16, 24, 4, 3, 2),     # b4's first convolution, 4x4 -> 2x2: the patches' product
+    (16, 24, 4, 1, 2),     # b4's 1x1 shortcut
+    (16, 24, 5, 3, 2),     # 5x5 -> 3x3: falls back to nn.Conv2d
     (16, 24, 4, 3, 1),     # larger maps: falls back to nn.Conv2d
 ])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])

@@ -410,9 +410,12 @@ class MatmulConv2d(nn.Conv2d):
       ``Y = X @ W.T + b``;
     - maps of at most ``kh*kw`` pixels (b4's 2x2): the kernel is spread into the
       ``(Ho*Wo*O, H*W*C)`` matrix of the linear map (each weight copied to every place
-      it is applied, zero where a tap meets padding).
+      it is applied, zero where a tap meets padding);
+    - outputs of at most 4 pixels from larger maps (b4's first convolution and its
+      shortcut, 4x4 to 2x2): each output pixel's patch of inputs is gathered into a row
+      (im2col), and ``Y = patches @ W.T + b``.
 
-    Both read the input and the weight channels last, ``(N, H, W, C)`` and
+    All three read the input and the weight channels last, ``(N, H, W, C)`` and
     ``(O, kh, kw, C)``: in the channels-last memory format these are views, so nothing
     is copied but the spread weight (and its gradient comes back in the weight's own
     layout). The outputs and gradients are those of ``nn.Conv2d`` (up to rounding), the
@@ -438,9 +441,28 @@ class MatmulConv2d(nn.Conv2d):
                       .reshape(self.out_channels, r * c * C))                # (O, r*c*C)
             Y = nn.functional.linear(cols, weight, self.bias)                  # (N, O)
             return Y.view(N, self.out_channels, 1, 1)
-        if H * W > kh * kw:   # noqa: SIM300 (reads: more pixels than taps)
-            return super().forward(X)
-        return self._dense(X, Ho, Wo)
+        if H * W <= kh * kw:   # noqa: SIM300 (reads: no more pixels than taps)
+            return self._dense(X, Ho, Wo)
+        if Ho * Wo <= 4:
+            return self._patches(X, Ho, Wo)
+        return super().forward(X)
+
+    def _patches(self, X: torch.Tensor, Ho: int, Wo: int) -> torch.Tensor:
+        """The convolution as one matrix product over its patches (im2col): output pixel
+        (i, j) reads padded input pixel (i*sh + a, j*sw + b) through tap (a, b)."""
+        N, C, H, W = X.shape
+        kh, kw = self.kernel_size
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        Hp, Wp = H + 2 * ph, W + 2 * pw
+        Xp = nn.functional.pad(X, (pw, pw, ph, ph)).permute(0, 2, 3, 1).reshape(N, Hp * Wp, C)
+        rows = (torch.arange(Ho) * sh)[:, None, None, None] + torch.arange(kh)[:, None]
+        cols = (torch.arange(Wo) * sw)[:, None, None] + torch.arange(kw)
+        index = (rows * Wp + cols).flatten().to(X.device)           # (Ho, Wo, kh, kw)
+        # One gather of C-long rows makes the patches (its backward adds them back up).
+        patches = Xp.index_select(1, index).view(N * Ho * Wo, kh * kw * C)
+        weight = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, kh * kw * C)
+        Y = nn.functional.linear(patches, weight, self.bias)                  # (N*Ho*Wo, O)
+        return Y.view(N, Ho, Wo, self.out_channels).permute(0, 3, 1, 2)      # channels-last
 
     def _dense(self, X: torch.Tensor, Ho: int, Wo: int) -> torch.Tensor:
         """The convolution as a linear map: input pixel (a, b) reaches output pixel (i, j)
