@@ -98,7 +98,7 @@ class InMemoryLoader:
             to [0, 1]; if False, X holds the pixels scaled to [0, 1].
         augment: Random horizontal flips and shifts of up to ``max_shift`` pixels (the
             freed border is background, 0), drawn per example; labels are unchanged.
-        erase: Random erasing (Zhong et al., 2020): the probability that an image has a
+        erase: Random erasing (Zhong et al., 2017): the probability that an image has a
             random rectangle set to 0 (the mean, when normalized), as torchvision's
             ``RandomErasing()`` draws it (2-33% of the area, aspect ratio 0.3-3.3); a
             rectangle too large for the image is cut to fit. 0: none.

@@ -321,7 +321,7 @@ class TrainBench:
         ])
 
 
-def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds: int = 2,
+def bench_train(batch_size: int = 256, steps: int = 20, warmup: int = 3, rounds: int = 3,
                 root: str | os.PathLike[str] | None = None, precision: str = "auto",
                 log: Callable[[str], None] | None = None) -> TrainBench:
     """Measure the source pipeline, the project's step and the matmul peak, side by side.

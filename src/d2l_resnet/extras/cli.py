@@ -96,8 +96,8 @@ def _add_bench_train(which: argparse._SubParsersAction) -> None:
                     "speed-up on the last line. About a minute on 2 CPU cores.")
     p.add_argument("--batch-size", type=int, default=256, help="examples per step (256)")
     p.add_argument("--steps", type=int, default=20, help="measured steps per round (20)")
-    p.add_argument("--rounds", type=int, default=2,
-                   help="alternating rounds of both; the best of each is kept (2)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternating rounds of both; the best of each is kept (3)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="precision of the project's step (auto, as the course profile)")
     p.add_argument("--isa", default="native", choices=ISAS,
