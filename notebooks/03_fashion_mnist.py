@@ -291,10 +291,11 @@ for name, (shape, sha256) in FASHION_MNIST.files.items():
 # The data set is already one uint8 tensor. `InMemoryLoader` keeps it so (on the GPU
 # when training there) and makes each batch with a handful of whole-batch tensor
 # operations: one gather of the batch's rows, optionally random flips and shifts (one
-# more gather), one batched `F.interpolate` to resize, and one multiply and one
-# subtract to convert to float and normalize. The order of each epoch is a permutation
-# drawn from a generator seeded with (seed, epoch), so an epoch can be replayed exactly,
-# and a training run resumed from a checkpoint sees the batches it would have seen.
+# more gather), one batched `F.interpolate` to resize, one multiply and one subtract to
+# convert to float and normalize, and optionally random erasing (one masked fill,
+# notebook 4 tries it). The order of each epoch is a permutation drawn from a generator
+# seeded with (seed, epoch), so an epoch can be replayed exactly, and a training run
+# resumed from a checkpoint sees the batches it would have seen.
 
 # %%
 show_source(InMemoryLoader._make_batch)
