@@ -12,6 +12,7 @@ import torch
 
 from d2l_resnet import data
 from d2l_resnet.data import DatasetSpec, prepare_fashion_mnist, read_idx
+from d2l_resnet.profiles import get_profile
 
 SIZES = {"train": 6, "t10k": 4}
 
@@ -242,3 +243,7 @@ def test_the_fast_loader_names_its_splits_and_holds_the_validation_split_out() -
     # The validation images are held out: the training split has 55,000 without a subset.
     assert data.load_data_fashion_mnist_fast(256, validation=5000).train.num_examples == \
         55_000
+    # A profile's random erasing reaches the training loader, and only it.
+    erasing = get_profile("quick").replace(erase=0.5, validation=500)
+    splits = data.load_data_for_profile(erasing)
+    assert (splits.train.erase, splits.val.erase, splits.test.erase) == (0.5, 0.0, 0.0)

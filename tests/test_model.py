@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -311,6 +312,41 @@ def test_matmul_conv_matches_conv2d_in_value_and_gradient(c_in: int, c_out: int,
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
     if layout is torch.channels_last:   # the fast setting: the gradient needs no conversion
         assert grads_fast[1].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "padding", "path"), [
+    ((1, 1), 3, 1, 1, "one pixel"),
+    ((2, 2), 3, 1, 1, "_dense"),
+    ((4, 4), 3, 2, 1, "_patches"),
+    ((4, 5), 3, (2, 3), 1, "_patches"),          # not square: rows and columns apart
+    ((4, 2), (3, 1), (2, 1), (1, 0), "_patches"),
+    ((4, 4), 3, 1, 1, "nn.Conv2d"),
+])
+def test_matmul_conv_takes_the_path_its_shapes_call_for(
+        monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], kernel: Any, stride: Any,
+        padding: Any, path: str) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 5, kernel, stride=stride, padding=padding)
+    fast = MatmulConv2d(6, 5, kernel, stride=stride, padding=padding)
+    fast.load_state_dict(conv.state_dict())
+    X = torch.randn(3, 6, *size, requires_grad=True)
+    Y = conv(X)
+    calls: list[str] = []
+
+    def recording(name: str, method: Any) -> Any:
+        return lambda *args: calls.append(name) or method(*args)
+
+    for name in ("_dense", "_patches"):
+        monkeypatch.setattr(MatmulConv2d, name, recording(name, getattr(MatmulConv2d, name)))
+    monkeypatch.setattr(nn.Conv2d, "forward", recording("nn.Conv2d", nn.Conv2d.forward))
+    Y_fast = fast(X)
+    assert calls == ([] if path == "one pixel" else [path])
+    torch.testing.assert_close(Y_fast, Y, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(Y)
+    grads = torch.autograd.grad(Y, (X, conv.weight, conv.bias), g)
+    grads_fast = torch.autograd.grad(Y_fast, (X, fast.weight, fast.bias), g)
+    for a, b in zip(grads, grads_fast, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
 def test_use_matmul_convs_keeps_parameters_and_outputs() -> None:

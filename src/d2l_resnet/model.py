@@ -417,10 +417,10 @@ class MatmulConv2d(nn.Conv2d):
 
     All three read the input and the weight channels last, ``(N, H, W, C)`` and
     ``(O, kh, kw, C)``: in the channels-last memory format these are views, so nothing
-    is copied but the spread weight (and its gradient comes back in the weight's own
-    layout). The outputs and gradients are those of ``nn.Conv2d`` (up to rounding), the
-    parameters and the ``state_dict`` are the same; other shapes fall back to
-    ``nn.Conv2d``.
+    is copied but the spread weight or the gathered patches (and the weight's gradient
+    comes back in its own layout). The outputs and gradients are those of ``nn.Conv2d``
+    (up to rounding), the parameters and the ``state_dict`` are the same; other shapes
+    fall back to ``nn.Conv2d``.
     """
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:

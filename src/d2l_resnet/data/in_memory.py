@@ -200,7 +200,7 @@ class InMemoryLoader:
 
     # -- the order of an epoch
 
-    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor, ...]:
+    def _epoch_plan(self, epoch: int) -> tuple[torch.Tensor | None, ...]:
         """The order and, with ``augment``, each position's flip (N,) and shift (N, 2);
         with ``erase``, its erasing draws (N, 5). What is not drawn is None."""
         n = self.num_examples

@@ -8,7 +8,8 @@ command (``python -m d2l_resnet experiment NAME``):
   and scored on a 5,000-image validation split of the training set; the test set is
   never scored. Round 1 changes one setting at a time from a starting point, round 2
   trains its two winners together, rounds 3 and 4 try shorter schedules (round 4 from
-  four seeds, ``--seeds 4``). Every choice of the ``course`` profile is read off these
+  four seeds, ``--seeds 4``), round 5 random erasing and stronger label smoothing (eight
+  seeds, on a GPU). Every choice of the ``course`` profile is read off these
   tables. (``results/recipe_roundN.csv``)
 - ``depth``: He et al.'s degradation experiment (2015, Sec. 4.2, Fig. 6) on Fashion-MNIST:
   plain and residual networks of their small-image family, 20 and 56 layers, and the
