@@ -382,10 +382,11 @@ display(plot_val_curves(rounds[3][0], [t["variant"] for t in tables[3]], ylim=(0
 #
 # Those 0.003 matter here: the course aims at 0.93 on the test set, and 0.9327 on
 # validation leaves little margin. Round 4 therefore trained 10 epochs against 13, the
-# most that fits in a quarter of an hour on an AVX2 laptop (appendix A), from four seeds
-# each, with its rule fixed before it ran: 13 epochs replace 10 only if they score
-# higher with flips by at least one standard error of the difference. Between two means
-# of four seeds that is one run's standard deviation times $\sqrt{2/4}$.
+# most that fit in a quarter of an hour on an AVX2 laptop at the time (10 epochs took
+# 10.4 minutes; appendix A has today's runs), from four seeds each, with its rule fixed
+# before it ran: 13 epochs replace 10 only if they score higher with flips by at least
+# one standard error of the difference. Between two means of four seeds that is one
+# run's standard deviation times $\sqrt{2/4}$.
 
 # %%
 four = {t["variant"]: t for t in tables[4]}
@@ -421,9 +422,10 @@ assert get_profile("course").recipe.num_epochs == epochs   # the profile follows
 # - **random erasing** (Zhong et al., "Random Erasing Data Augmentation",
 #   arXiv:1708.04896, 2017): with probability 0.5 a training image has a random
 #   rectangle, 2% to 33% of its area, set to 0 (the mean pixel, after normalizing), as
-#   torchvision's `RandomErasing()` draws it. A network that cannot rely on any one
-#   part of the garment should learn more of it. The loader blanks a whole batch in one
-#   masked fill, about 0.5% of a step (`DataSpec(erase=0.5)`);
+#   torchvision's `RandomErasing()` draws it (except that a rectangle too large for the
+#   image is cut to fit, not drawn again). A network that cannot rely on any one part of
+#   the garment should learn more of it. The loader blanks a whole batch in one masked
+#   fill (`get_profile("course").replace(erase=0.5)`);
 # - the same with **12 epochs**, since a stronger regularizer may need a longer
 #   schedule (12 still fit in the quarter hour);
 # - **label smoothing 0.2** instead of 0.1.
@@ -516,8 +518,8 @@ print(f"this run ({profile.name}): test accuracy {history.test_acc:.3f} after "
 # (appendix A) scored the test set the same way.
 #
 # How far below, and how much does the seed move it? Eight runs of the course profile
-# with seeds 0 to 7, on a GPU (`python -m d2l_resnet train --device cuda --seed S
-# --history results/course_gpu_seedS.json`):
+# with seeds 0 to 7, on a GPU (`python -m d2l_resnet train --profile course --device
+# cuda --seed S --quiet --history results/course_gpu_seedS.json`):
 
 # %%
 gpu_runs = [read_run(f"course_gpu_seed{seed}") for seed in range(8)]
