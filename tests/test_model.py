@@ -280,6 +280,20 @@ def test_kaiming_init_starts_each_residual_branch_at_zero() -> None:
     assert float(w.detach().abs().max()) <= bound
 
 
+def _assert_same_values_and_gradients(conv: nn.Conv2d, fast: MatmulConv2d, X: torch.Tensor,
+                                      Y: torch.Tensor, Y_fast: torch.Tensor
+                                      ) -> tuple[torch.Tensor, ...]:
+    """Y_fast equals Y, and so do their gradients for X, the weight and the bias (for the
+    same random output gradient); returns the fast module's gradients."""
+    torch.testing.assert_close(Y_fast, Y, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(Y)
+    grads = torch.autograd.grad(Y, (X, conv.weight, conv.bias), g)
+    grads_fast = torch.autograd.grad(Y_fast, (X, fast.weight, fast.bias), g)
+    for a, b in zip(grads, grads_fast, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    return grads_fast
+
+
 @pytest.mark.parametrize(("c_in", "c_out", "size", "kernel", "stride"), [
     (16, 24, 1, 3, 1),     # b5's 3x3 convolutions on a 1x1 map
     (16, 24, 2, 3, 2),     # b5's first convolution: 2x2 -> 1x1
@@ -304,12 +318,7 @@ def test_matmul_conv_matches_conv2d_in_value_and_gradient(c_in: int, c_out: int,
     X = torch.randn(5, c_in, size, size).contiguous(memory_format=layout).requires_grad_()
     Y, Y_fast = conv(X), fast(X)
     assert Y_fast.shape == Y.shape
-    torch.testing.assert_close(Y_fast, Y, rtol=1e-5, atol=1e-5)
-    g = torch.randn_like(Y)
-    grads = torch.autograd.grad(Y, (X, conv.weight, conv.bias), g)
-    grads_fast = torch.autograd.grad(Y_fast, (X, fast.weight, fast.bias), g)
-    for a, b in zip(grads, grads_fast, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    grads_fast = _assert_same_values_and_gradients(conv, fast, X, Y, Y_fast)
     if layout is torch.channels_last:   # the fast setting: the gradient needs no conversion
         assert grads_fast[1].is_contiguous(memory_format=torch.channels_last)
 
@@ -341,12 +350,7 @@ def test_matmul_conv_takes_the_path_its_shapes_call_for(
     monkeypatch.setattr(nn.Conv2d, "forward", recording("nn.Conv2d", nn.Conv2d.forward))
     Y_fast = fast(X)
     assert calls == ([] if path == "one pixel" else [path])
-    torch.testing.assert_close(Y_fast, Y, rtol=1e-5, atol=1e-5)
-    g = torch.randn_like(Y)
-    grads = torch.autograd.grad(Y, (X, conv.weight, conv.bias), g)
-    grads_fast = torch.autograd.grad(Y_fast, (X, fast.weight, fast.bias), g)
-    for a, b in zip(grads, grads_fast, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    _assert_same_values_and_gradients(conv, fast, X, Y, Y_fast)
 
 
 def test_use_matmul_convs_keeps_parameters_and_outputs() -> None:
