@@ -459,9 +459,9 @@ assert kept.data.erase == 0 and kept.recipe.label_smoothing == 0.1
 # None of the three helps. Random erasing scored 0.0012 lower with 10 epochs and
 # 0.0004 higher with 12; label smoothing 0.2 scored what 0.1 did. All three differences
 # are well inside two standard errors. The course recipe itself scored 0.9321 with flips
-# on the GPU, against 0.9322 from four seeds on the CPU in round 4: the validation
-# figure does not hinge on the machine. At this budget the recipe seems to sit on a
-# plateau near 0.932 on validation.
+# on the GPU, against 0.9322 from four seeds on the CPU in round 4 (both in bfloat16):
+# two machines, the same figure. At this budget the recipe seems to sit on a plateau
+# near 0.932 on validation.
 #
 # The course recipe, as the `course` profile holds it:
 
