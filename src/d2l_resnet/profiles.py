@@ -224,8 +224,9 @@ class Profile:
 # init with the rate of 0.2 did worse than the rate alone (`--round 2`). Round 3 tried
 # shorter schedules: 10 epochs scored best of them, as well as 12 and within noise of
 # the 15 of round 2, and 8 less, at any peak rate tried. Round 4 found 13 epochs no
-# better than 10 from four seeds each. The tables are results/recipe_round*.csv,
-# discussed in notebook 04.
+# better than 10 from four seeds each; rounds 5 and 6 found random erasing, label
+# smoothing 0.2 and 32x32 inputs no better than the recipe. The tables are
+# results/recipe_round*.csv, discussed in notebook 04.
 COURSE_RECIPE = Recipe(
     num_epochs=10, lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
     label_smoothing=0.1, schedule="onecycle", init="kaiming", precision="auto",
