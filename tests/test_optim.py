@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -32,11 +33,21 @@ def _steps(net: nn.Module, optimizer: torch.optim.Optimizer, n: int, seed: int =
         optimizer.step()
 
 
+def _params(net: nn.Module, grouped: bool) -> Any:
+    """The parameters, or two groups of them: the vectors without weight decay."""
+    if not grouped:
+        return net.parameters()
+    return [{"params": [p for p in net.parameters() if p.ndim > 1]},
+            {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+@pytest.mark.parametrize("grouped", [False, True])
 @pytest.mark.parametrize("fused", [True, False])
-def test_it_takes_exactly_the_steps_of_sgd_and_saves_the_same_state(fused: bool) -> None:
+def test_it_takes_exactly_the_steps_of_sgd_and_saves_the_same_state(
+        fused: bool, grouped: bool) -> None:
     nets = [_net(), _net()]
-    plain = torch.optim.SGD(nets[0].parameters(), fused=fused, **OPTIONS)
-    flat = FlatSGD(nets[1].parameters(), fused=fused, **OPTIONS)
+    plain = torch.optim.SGD(_params(nets[0], grouped), fused=fused, **OPTIONS)
+    flat = FlatSGD(_params(nets[1], grouped), fused=fused, **OPTIONS)
     _steps(nets[0], plain, 3)
     _steps(nets[1], flat, 3)
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):

@@ -10,7 +10,8 @@ Nesterov), so it can run on the parameters' memory read as one flat vector: a fl
 view of a dense tensor is contiguous, and the view shares the parameter's memory.
 :class:`FlatSGD` does that and keeps ``torch.optim.SGD``'s interface (rate schedules
 work on it); its ``state_dict`` holds the momentum in the parameters' own shapes, as
-``torch.optim.SGD`` saves it.
+``torch.optim.SGD`` saves it. Like ``torch.optim.SGD`` it takes groups of parameters
+with their own options (e.g. no weight decay on some).
 """
 
 from __future__ import annotations
@@ -46,16 +47,22 @@ class FlatSGD(torch.optim.SGD):
         ValueError: If a parameter is not dense (a view with gaps or overlaps).
     """
 
-    def __init__(self, params: Iterable[nn.Parameter], **options: Any) -> None:
-        self.model_params = list(params)
+    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict[str, Any]],
+                 **options: Any) -> None:
+        groups = list(params)       # parameters, or groups of them (as torch.optim.SGD)
+        if not groups or not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        groups = [{**group, "params": list(group["params"])} for group in groups]
+        self.model_params = [p for group in groups for p in group["params"]]
         for p in self.model_params:
             if not _dense(p):
                 raise ValueError(f"FlatSGD steps on dense parameters; one of shape "
                                  f"{tuple(p.shape)} has strides {p.stride()}: use "
                                  f"torch.optim.SGD for it")
-        super().__init__([nn.Parameter(_flat(p.detach())) for p in self.model_params],
-                         **options)
-        self.flat_params = self.param_groups[0]["params"]
+        super().__init__([{**group, "params": [nn.Parameter(_flat(p.detach()))
+                                               for p in group["params"]]}
+                          for group in groups], **options)
+        self.flat_params = [p for group in self.param_groups for p in group["params"]]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.model_params:
