@@ -458,6 +458,21 @@ def test_one_cycle_moves_the_recipes_momentum_against_the_rate(
     assert max(seen.values()) == pytest.approx(expected[0])
 
 
+@pytest.mark.parametrize("bias_decay", [True, False])
+def test_without_bias_decay_only_the_weights_of_convolutions_and_linear_layers_decay(
+        bias_decay: bool) -> None:
+    net = Tiny()
+    for p in net.parameters():
+        nn.init.ones_(p)
+        p.grad = torch.zeros_like(p)       # a step then does nothing but decay
+    recipe = Recipe(lr=0.1, weight_decay=0.5, bias_decay=bias_decay)
+    optimizer, _ = make_optimizer(net, recipe, num_batches=1)
+    optimizer.step()
+    decayed = {name: bool((p < 1).all()) for name, p in net.named_parameters()}
+    assert any(p.ndim <= 1 for p in net.parameters())
+    assert decayed == {name: bias_decay or p.ndim > 1 for name, p in net.named_parameters()}
+
+
 def test_a_progress_bar_changes_nothing_the_run_computes() -> None:
     plain, _ = _run(num_epochs=2)
     with_bar, _ = _run(num_epochs=2, progress=True)

@@ -63,6 +63,9 @@ class Recipe:
             the peak rate and back (Smith's one-cycle policy, PyTorch's ``OneCycleLR``).
         nesterov: Nesterov momentum (needs momentum > 0).
         weight_decay: L2 penalty of SGD.
+        bias_decay: Apply ``weight_decay`` to the biases and BatchNorm's scales and shifts
+            too (False: to the weights of convolutions and linear layers only, the "no
+            bias decay" of He et al., *Bag of Tricks*, 2019, Sec. 3.1).
         label_smoothing: Label smoothing of the cross-entropy loss.
         schedule: ``"constant"``, or ``"onecycle"``: warm up to ``lr`` over the first
             quarter of the steps, then anneal (cosine) to nearly zero, stepped per batch.
@@ -86,6 +89,7 @@ class Recipe:
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
+    bias_decay: bool = True
     label_smoothing: float = 0.0
     schedule: str = "constant"
     init: str | None = "xavier"
@@ -105,7 +109,7 @@ class Recipe:
         check_choice("init", self.init, (*INITS, None))
         check_choice("precision", self.precision, PRECISIONS)
         check_int("seed", self.seed, allow_none=True)
-        for name in ("nesterov", "channels_last", "matmul_convs", "flip_tta"):
+        for name in ("nesterov", "bias_decay", "channels_last", "matmul_convs", "flip_tta"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 

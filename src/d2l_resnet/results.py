@@ -38,6 +38,8 @@ COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --
             "recipe_round3": "experiment recipe --round 3",
             "recipe_round4": "experiment recipe --round 4 --seeds 4",
             "recipe_round5": "experiment recipe --round 5 --seeds 8",
+            "recipe_round6": "experiment recipe --round 6 --seeds 6",
+            "recipe_round7": "experiment recipe --round 7 --seeds 6",
             "depth": "experiment depth",
             "depth_curves": "experiment depth", "stem": "experiment stem",
             "bench_ddp": "bench ddp --out results/bench_ddp.json"}

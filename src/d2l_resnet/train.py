@@ -389,8 +389,12 @@ def make_optimizer(net: nn.Module, recipe: Recipe, num_batches: int
     the channels-last layout (see :mod:`d2l_resnet.optim`).
     """
     device = next(net.parameters()).device
+    params: Any = net.parameters()
+    if not recipe.bias_decay:   # no decay on vectors: biases, BatchNorm's scales and shifts
+        params = [{"params": [p for p in net.parameters() if p.ndim > 1]},
+                  {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
     optimizer = FlatSGD(
-        net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+        params, lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay,
         fused=device.type in ("cpu", "cuda"))   # all parameters in one pass
     if recipe.schedule == "constant":

@@ -309,7 +309,7 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                         help="1: one change at a time from the starting point; 2: its two "
                              "winners together; 3: shorter schedules; 4: 10 or 13 epochs; "
                              "5: random erasing, stronger label smoothing; 6: images resized to "
-                             "32x32 (1)")
+                             "32x32; 7: no weight decay on biases and BatchNorm (1)")
     recipe.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="only these variants of the round (default: all of "
                              "d2l_resnet.extras.experiments.RECIPE_ROUNDS[round])")
