@@ -294,7 +294,8 @@ print("peak lr 0.05 vs 0.1:", effect(1, "lr 0.05", START))
 # generalize better. With BatchNorm it also keeps the scale of the weights, and so the
 # effective step size, in check. *Dive into Deep Learning*: "权重衰减" (Weight Decay).
 # Rounds 1 to 6 decayed every parameter, BatchNorm's scales and shifts and the biases
-# too; round 7, at the end of this section, found it better to spare them.
+# too; round 7 (below, "No weight decay on biases and BatchNorm") found that sparing
+# them scored slightly higher.
 
 # %%
 print("no weight decay vs the start:", effect(1, "no weight decay", START))
@@ -502,7 +503,7 @@ assert get_profile("course").data.resize is None
 # The larger input scored 0.0009 higher with flips (0.0012 without), just short of one
 # standard error: a hint, not a finding, for runs that took 5.0 minutes instead of 4.4
 # here. Even if the hint is real, 0.001 on validation would not lift the test mean from
-# 0.928 (below) to 0.93. Resolution does matter: a 3x3 stem that keeps b2 at 28x28
+# 0.927 (below) to 0.93. Resolution does matter: a 3x3 stem that keeps b2 at 28x28
 # scored 1.5 points higher, for fourteen times the arithmetic (one seed on a
 # 10,000-image subset; notebook 2, exercise 5). One more row and column of b2 is too
 # small a step to show in six seeds, and the course keeps 28x28.
@@ -511,15 +512,16 @@ assert get_profile("course").data.resize is None
 #
 # Weight decay pulls every parameter towards zero, but not every parameter is a weight
 # in the sense of the penalty. A BatchNorm layer's scale $\gamma$ and shift $\beta$ set
-# one channel's scale and offset after normalizing, and a bias one output's offset;
-# pulling them towards zero does not make the network simpler, it only shrinks or
+# one channel's scale and offset after normalizing, and a bias sets one output's
+# offset; pulling them towards zero is not what the penalty is for, it only shrinks or
 # recenters what the layer passes on. He et al. ("Bag of Tricks for Image
 # Classification with Convolutional Neural Networks", CVPR 2019, Sec. 3.1, "No bias
-# decay") decay only the weights of convolutional and fully connected layers and leave
-# the biases and BatchNorm's $\gamma$ and $\beta$ unregularized. Round 7 tried that
-# (`bias_decay=False`) against the course recipe of the time, six seeds each, on a
-# 2-core CPU in bfloat16, with round 6's rule, fixed before it ran: adopted if it
-# scores higher with flips by at least one standard error of the difference.
+# decay", among their heuristics for large-batch training) decay only the weights of
+# convolutional and fully connected layers and leave the biases and BatchNorm's
+# $\gamma$ and $\beta$ unregularized. Round 7 tried that (`bias_decay=False`) against
+# the course recipe of the time, six seeds each, on a 2-core CPU in bfloat16. The rule,
+# round 6's, fixed before round 7 ran: adopt it if it scores higher with flips by at
+# least one standard error of the difference.
 
 # %%
 rows7, meta7 = read_results("recipe_round7")
@@ -548,9 +550,10 @@ assert get_profile("course").recipe.bias_decay is False
 # Sparing the biases and BatchNorm's scales and shifts scored 0.0011 higher with flips
 # and 0.0010 without, 1.7 standard errors: past the rule's margin, and the course
 # recipe now decays only the weights of its convolutions and its linear layer. It is a
-# small gain, and not a certain one (a gain this large turns up by chance about once
-# in twenty-five rounds), but it costs nothing: the same arithmetic per step, a
-# thousandth of the parameters left alone.
+# small gain, and not a certain one: were the change worth nothing, chance alone would
+# give a gain this large in about one round of twenty (0.04 above, a little more since
+# twelve runs only estimate the spread). But it costs nothing: the same arithmetic per
+# step, a thousandth of the parameters left alone.
 #
 # The course recipe, as the `course` profile holds it:
 
@@ -602,8 +605,8 @@ print(f"this run ({profile.name}): test accuracy {history.test_acc:.3f} after "
 # choice was made, gives the figure above: a fair estimate of how the network does on
 # images it has never seen, and it may come out below the validation figure. A set of
 # 5,000 images measures an accuracy near 0.93 to about $\pm 0.004$ (one standard error,
-# $\sqrt{p(1-p)/n}$), a set of 10,000 to about $\pm 0.003$, and the schedule that won on
-# the validation split was partly lucky there. The committed runs of the command line
+# $\sqrt{p(1-p)/n}$), a set of 10,000 to about $\pm 0.003$, and the settings that won on
+# the validation split were partly lucky there. The committed runs of the command line
 # (appendix A) scored the test set the same way.
 #
 # How far below, and how much does the seed move it? Six runs of the course profile
@@ -640,9 +643,9 @@ print(f"difference of the means {means[0] - means[1]:+.4f}; its standard error "
 # small sets: one standard error of the difference between a sample of 5,000 images
 # and one of 10,000 is $\sqrt{0.0036^2 + 0.0026^2} \approx 0.0044$. Part of it is
 # choosing: the figure on validation is that of the variant that won there, and a
-# winner tends to have been a little lucky on the set it won on. The test set does not
-# show round 7's 0.001 either way: the earlier recipe's mean, on another machine, lies
-# about one and a half standard errors of the difference above. The honest figure for
+# winner tends to have been a little lucky on the set it won on. The test set cannot
+# check round 7's 0.001: the earlier recipe's eight runs average 0.0013 higher, 1.4
+# standard errors of the difference, but on another machine. The honest figure for
 # the recipe is its mean on the test set, not its luckiest seed, and choosing the seed
 # by its test score would turn the test set into another validation set.
 #
@@ -860,9 +863,9 @@ for name in ("course_cpu_native", "course_cpu_avx2"):
 # %% [markdown]
 # The two runs are the same processor: with its native bfloat16, and capped at AVX2,
 # computing in float32 as most laptops would, in about twice the time. Their test
-# accuracies differ by 0.0016: more than the six seeds above spread in bfloat16 (one
-# run's standard deviation 0.0007), less than the eight on the GPU (0.0025). The two
-# precisions round differently, and the runs drift apart over their 2,350 steps. Both
+# accuracies differ by 0.0016, inside the range of the six bfloat16 seeds above
+# (0.0020) and the spread of the eight GPU runs (one run's standard deviation 0.0025).
+# The two precisions round differently, and the runs drift apart over their 2,350 steps. Both
 # were timed on a machine shared with other work, so a laptop of either class may take
 # somewhat more or less.
 #
