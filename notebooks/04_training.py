@@ -52,6 +52,7 @@ from d2l_resnet.data import (
     load_data_for_profile,
 )
 from d2l_resnet.model import init_weights, summarize
+from d2l_resnet.optim import without_bias_decay
 from d2l_resnet.plot import (
     LivePlot,
     plot_confusion_matrix,
@@ -529,9 +530,9 @@ seven = {t["variant"]: t for t in recipe_table(rows7)}
 assert all(len(t["val_acc_flip_tta"]) == 6 for t in seven.values())
 sd7 = seed_spread(list(seven.values()), key="val_acc_flip_tta")
 se7 = sd7 * math.sqrt(2 / 6)              # the difference of two means of six seeds
-params = list(resnet18().parameters())
-spared = sum(p.numel() for p in params if p.ndim <= 1)  # biases, BatchNorm's scales, shifts
-print(f"parameters spared: {spared:,} of {sum(p.numel() for p in params):,}")
+decays, spared = (sum(p.numel() for p in group["params"])     # the optimizer's two groups
+                  for group in without_bias_decay(resnet18().parameters()))
+print(f"parameters spared: {spared:,} of {decays + spared:,}")
 for name, t in seven.items():
     seeds = " ".join(f"{v:.4f}" for v in t["val_acc_flip_tta"])
     print(f"round 7: {name:<14} with flips {seeds}, mean {t['mean_flip_tta']:.4f}; "

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from d2l_resnet.optim import FlatSGD
+from d2l_resnet.optim import FlatSGD, without_bias_decay
 
 OPTIONS = {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 
@@ -35,10 +35,7 @@ def _steps(net: nn.Module, optimizer: torch.optim.Optimizer, n: int, seed: int =
 
 def _params(net: nn.Module, grouped: bool) -> Any:
     """The parameters, or two groups of them: the vectors without weight decay."""
-    if not grouped:
-        return net.parameters()
-    return [{"params": [p for p in net.parameters() if p.ndim > 1]},
-            {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+    return without_bias_decay(net.parameters()) if grouped else net.parameters()
 
 
 @pytest.mark.parametrize("grouped", [False, True])

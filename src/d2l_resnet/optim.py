@@ -22,7 +22,16 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FlatSGD"]
+__all__ = ["FlatSGD", "without_bias_decay"]
+
+
+def without_bias_decay(params: Iterable[nn.Parameter]) -> list[dict[str, Any]]:
+    """Two groups of parameters for an optimizer: the weights of convolutions and linear
+    layers, and the vectors (biases, BatchNorm's scales and shifts) with no weight decay
+    (the "no bias decay" of He et al., *Bag of Tricks*, 2019, Sec. 3.1)."""
+    params = list(params)
+    return [{"params": [p for p in params if p.ndim > 1]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
 def _dense(t: torch.Tensor) -> bool:

@@ -41,7 +41,7 @@ from d2l_resnet.checks import check_int
 from d2l_resnet.devices import autocast, get_device, resolve_precision
 from d2l_resnet.model import init_weights, use_matmul_convs
 from d2l_resnet.notebook import progress_bar
-from d2l_resnet.optim import FlatSGD
+from d2l_resnet.optim import FlatSGD, without_bias_decay
 from d2l_resnet.profiles import Recipe
 
 __all__ = [
@@ -389,10 +389,7 @@ def make_optimizer(net: nn.Module, recipe: Recipe, num_batches: int
     the channels-last layout (see :mod:`d2l_resnet.optim`).
     """
     device = next(net.parameters()).device
-    params: Any = net.parameters()
-    if not recipe.bias_decay:   # no decay on vectors: biases, BatchNorm's scales and shifts
-        params = [{"params": [p for p in net.parameters() if p.ndim > 1]},
-                  {"params": [p for p in net.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+    params = net.parameters() if recipe.bias_decay else without_bias_decay(net.parameters())
     optimizer = FlatSGD(
         params, lr=recipe.lr, momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay,
