@@ -320,8 +320,8 @@ assert abs(useful28[4] / flops[28][4] - 0.17) < 0.02      # b5: mostly center ta
 assert useful28[2] > useful28[3] > useful28[4]             # b3 > b4 > b5 at 28x28
 
 # %% [markdown]
-# At 224x224 most of the count is useful work: from 98% in `b1` to 83% in `b5`, whose
-# 7x7 maps have a wide border. At 28x28, `b3`, `b4` and `b5` count the same, but `b3`
+# At 224x224 most of the count is useful work: 97% in `b1`, 98% in `b2`, down to 83%
+# in `b5`, whose 7x7 maps have a wide border. At 28x28, `b3`, `b4` and `b5` count the same, but `b3`
 # uses 70% of its count, `b4` about half and `b5` a sixth (its first block still
 # reads 2x2 inputs, hence more than a ninth): the even spread breaks down on the 2x2 and
 # 1x1 maps, and what `b5` learns at this size, it learns mostly with its center taps.
@@ -658,14 +658,15 @@ fig
 # ```
 #
 # The stem is the only change in parameters (a 3x3 kernel where there was a 7x7 one:
-# 2,560 fewer); the feature maps of every stage are 4 times as tall and wide (28, 14, 7
-# and 4 pixels instead of 7, 4, 2 and 1), so the network costs 14 times the FLOPs, and
-# `b5` works on 4x4 maps where its 3x3 kernels are used in full. On the validation set,
-# trained alike on 10,000 images for 10 epochs, it scored about 0.015 higher than the
-# course's network (as printed): a large gain, but from one seed on a subset, and at 14
-# times the arithmetic per image, which is why the course keeps the 7x7 stem on a laptop
-# CPU. Where time is not the constraint (a GPU), the small-image stem is worth trying:
-# *Dive into Deep Learning*'s multi-GPU section (notebook 6) trains such a stem.
+# 2,560 fewer); the feature maps of every stage are 3.5 to 4 times as tall and wide
+# (28, 14, 7 and 4 pixels instead of 7, 4, 2 and 1), so the network costs 14 times the
+# FLOPs, and `b5` works on 4x4 maps where its 3x3 kernels are used in full. On the
+# validation set, trained alike on 10,000 images for 10 epochs, it scored about 0.015
+# higher than the course's network (as printed): a large gain, but from one seed on a
+# subset, and at 14 times the arithmetic per image, which is why the course keeps the
+# 7x7 stem on a laptop CPU. Where time is not the constraint (a GPU), the small-image
+# stem is worth trying: *Dive into Deep Learning*'s multi-GPU section (notebook 6)
+# trains such a stem.
 #
 # </details>
 

@@ -79,8 +79,8 @@ for i, name in enumerate(FASHION_MNIST_LABELS):
     print(i, name)
 
 # %% [markdown]
-# The first three training images of each class, one class per column. The grey scale
-# is drawn inverted, as in a catalogue: a pixel of 255 (the garment) is black here, the
+# The first three training images of each class, one class per column. The gray scale
+# is drawn inverted, as in a catalog: a pixel of 255 (the garment) is black here, the
 # background (0) white.
 
 # %%
@@ -140,7 +140,7 @@ print(torch.bincount(train_labels[subset], minlength=10).tolist())
 #
 # The loader turns the pixels into floats in [0, 1] and then *normalizes* them: it
 # subtracts the training set's mean pixel and divides by its standard deviation, so that
-# the network's inputs are centerd near 0 with a spread near 1, which suits its first
+# the network's inputs are centered near 0 with a spread near 1, which suits its first
 # layer's initial weights. The two constants are computed exactly here, from the
 # histogram of the 47 million pixel values (integer counts, so the result is the same on
 # every machine):
@@ -170,7 +170,7 @@ print(f"its pixels: mean {X.mean():.2f}, std {X.std():.2f}, from {X.min():.2f} t
 # %% [markdown]
 # Half of all pixels are background, which pulls the mean down to 0.29; after
 # normalization the background reads $-0.81$ and the brightest pixel $2.02$. The batch's
-# shape is (batch, channels, height, width): one grey channel.
+# shape is (batch, channels, height, width): one gray channel.
 #
 # ## Augmentation (数据增广)
 #
@@ -451,7 +451,7 @@ assert ratio[None] > ratio[96]                 # the gap shrinks at 96x96
 # operations on 200 KB of pixels, while the DataLoader makes 60,000 PIL images and
 # tensors per epoch in Python and ships every batch between processes. At 96x96 the gap
 # shrinks: the in-memory loader must now resize every batch, which makes its batches
-# tens of times as costly as at 28x28 (measured above), and it does so in one thread,
+# about ten times as costly as at 28x28 (measured above), and it does so in one thread,
 # where the DataLoader has four worker processes. `python -m d2l_resnet bench data`
 # measures the same comparison over several whole epochs and prints the ratios.
 

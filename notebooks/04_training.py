@@ -248,7 +248,7 @@ def effect(round_: int, variant: str, baseline: str, key: str = "mean") -> str:
 START = "start: lr 0.1, Kaiming init"
 
 # %% [markdown]
-# With about a dozen comparisons, one of them is likely to reach two standard errors by
+# With about a dozen comparisons, one of them may well reach two standard errors by
 # chance alone: a single difference under two standard errors is a hint, not a finding.
 # Now the ingredients, each with its measured effect (the variant's mean minus the
 # starting point's, over two seeds, without test-time flips unless said).
@@ -284,7 +284,7 @@ print("peak lr 0.05 vs 0.1:", effect(1, "lr 0.05", START))
 # Dropping both costs about 0.02, ten standard errors: the largest effect in the table.
 # The peak rate matters less: 0.2 did better than 0.1 from both seeds, by about two
 # standard errors; but it is the best of a dozen comparisons, among which one such
-# difference is expected by chance alone, so it is a hint rather than a finding. The
+# difference may well arise by chance alone, so it is a hint rather than a finding. The
 # course takes it, and round 3 (below) found nothing better above it.
 #
 # ### Weight decay (权重衰减)
@@ -654,7 +654,7 @@ print(f"difference of the means {means[0] - means[1]:+.4f}; its standard error "
 # the test set; the book's ResNet section (d2l-zh, "残差网络（ResNet）") trains 10
 # epochs with plain SGD at lr 0.05, batch 256, on images enlarged to 96x96: almost
 # twelve times the pixels and ten times the arithmetic per image (638 against 66
-# MFLOPs, notebook 02), the `d2l` profile.
+# MFLOPs, notebook 2), the `d2l` profile.
 #
 # ## What the network gets wrong (错误分析)
 #
@@ -725,7 +725,7 @@ display(plot_lr_runs(runs, limit=limit))
 # %% [markdown]
 # Half of the seeds (4 to 7) send the loss to NaN within 9 to 16 steps (the crosses at
 # the top of the left panel): the weights overflow and the run is lost. The other half
-# spike to a loss of 50 to 90 within four steps (off the top of the clipped axis; the
+# spike to a loss of 50 to 91 within four steps (off the top of the clipped axis; the
 # table gives the peaks) and then recover: over their first 47 steps (the first fifth of
 # an epoch, which is what the source printed first) their loss averages 5 to 11, around
 # the source's 7.4, and over their last 20 steps about 1. The source's run was one of

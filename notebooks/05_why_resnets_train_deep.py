@@ -475,7 +475,7 @@ print(f"loss of the 100-layer plain stack (default init) at initialization: {los
 
 # %% [markdown]
 # The figure plots every layer's gradient norm of the 100-layer stacks (log scale)
-# against $L - l$, the number of layers the gradient has travelled back from the output
+# against $L - l$, the number of layers the gradient has traveled back from the output
 # (linear scale), so the layer nearest the output is at the left and the first layer
 # (marked with a dot) at the right. On these axes a gradient that changes by the same
 # factor at every layer draws a straight line, and the slope is that factor. As in every
@@ -526,7 +526,7 @@ fig
 #   2019) initializes the last weight layer of each branch to zero and rescales the other
 #   weight layers inside each branch by $L^{-1/(2m-2)}$, for $L$ branches of $m$ layers
 #   each.
-# - **Plain, with BatchNorm: no vanishing either, but growth**, whichever the
+# - **Plain, with BatchNorm: no vanishing either, but growth**, whatever the
 #   initialization: about 1.2 per layer, $3 \cdot 10^{8}$ across 100 layers. BatchNorm
 #   divides each layer's input by its own scale, so the initial scale of the weights
 #   hardly matters. He et al. (2015, Sec. 4.1) note that BatchNorm keeps the forward
@@ -823,7 +823,7 @@ fig
 # exponentially with depth (like $2^{-L}$ for $L$ layers), and BatchNorm does not
 # prevent it. In a residual network it decays far more slowly (like $1/\sqrt{L}$). A
 # shattered gradient is a poor guide for gradient descent: what one step learns from an
-# input says little about its neighbours.
+# input says little about its neighbors.
 #
 # Measured on He et al.'s family at initialization, as trained above (Kaiming weights,
 # BatchNorm in training mode), on 32 training images, at depths from 8 to 110 layers:

@@ -315,8 +315,8 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                              "d2l_resnet.extras.experiments.RECIPE_ROUNDS[round])")
     recipe.add_argument("--profile", default="course",
                         help="the profile varied (course; quick for a smoke test)")
-    depth = which.add_parser("depth", help="degradation: plain vs residual networks (about 2 "
-                                           "hours on a 2-core CPU)")
+    depth = which.add_parser("depth", help="degradation: plain vs residual networks (about 3 "
+                                           "hours on a 2-core CPU in bfloat16, --jobs 2)")
     depth.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per network (2)")
     depth.add_argument("--networks", nargs="+", default=list(DEFAULT_DEPTH_NETWORKS),
                        choices=list(DEPTH_NETWORKS), metavar="NAME",
