@@ -5,12 +5,15 @@ before any training; one short real run, read back as data.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from d2l_resnet.extras import cli
+from d2l_resnet.extras.bench import TrainBench
 from d2l_resnet.extras.cli import build_parser, main
 from d2l_resnet.results import read_run
 
@@ -80,6 +83,24 @@ def test_bench_takes_a_known_target_only(capsys: pytest.CaptureFixture[str]) -> 
     assert "'gpu'" in capsys.readouterr().err
     args = build_parser().parse_args(["bench", "train", "--steps", "5"])
     assert args.steps == 5
+
+
+def test_bench_train_out_writes_the_measurements_as_data(tmp_path, monkeypatch,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    measured = TrainBench(batch_size=256, source=150.0, project=450.0,
+                          precision="precision fp32 (why)", peak_gflops=100.0,
+                          flops_per_example=0.2e9, isa="native (ATen AVX2)")
+    monkeypatch.setattr(cli, "bench_train", lambda *args, **kwargs: measured)
+    out = tmp_path / "bench_train.json"
+    assert main(["bench", "train", "--quiet", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("speedup 3.00x")
+    data = json.loads(out.read_text())
+    assert data["command"] == f"python -m d2l_resnet bench train --quiet --out {out}"
+    assert data["source"] == 150.0 and data["project"] == 450.0
+    assert data["speedup"] == pytest.approx(3.0)
+    assert data["peak_share"] == pytest.approx(0.9)            # 450 x 0.2 GFLOP of 100
+    assert {"processor", "instruction_set", "threads", "torch"} <= set(data["machine"])
 
 
 def test_bench_train_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:

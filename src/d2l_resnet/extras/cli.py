@@ -30,8 +30,8 @@ from d2l_resnet.checkpoint import load_checkpoint, write_atomically
 from d2l_resnet.checks import check_positive_int
 from d2l_resnet.data import load_data_for_profile, prepare_fashion_mnist
 from d2l_resnet.devices import AVX2_CAPS, PRECISIONS
-from d2l_resnet.extras.bench import bench_data, bench_train, format_bench_data
-from d2l_resnet.extras.bench_ddp import bench_ddp, ddp_worker, report_line
+from d2l_resnet.extras.bench import TrainBench, bench_data, bench_train, format_bench_data
+from d2l_resnet.extras.bench_ddp import DdpBench, bench_ddp, ddp_worker, report_line
 from d2l_resnet.extras.distributed import (
     is_main,
     launched_by_torchrun,
@@ -93,7 +93,7 @@ def _add_bench_train(which: argparse._SubParsersAction) -> None:
                     "DataLoader, fp32, plain SGD) and of the project's training step (the "
                     "course recipe, in the precision it picks), side by side at 28x28 with "
                     "the same model and batch size, and the machine's matmul GFLOP/s; the "
-                    "speed-up on the last line. About a minute on 2 CPU cores.")
+                    "speed-up on the last line. One to four minutes on 2 CPU cores.")
     p.add_argument("--batch-size", type=int, default=256, help="examples per step (256)")
     p.add_argument("--steps", type=int, default=20, help="measured steps per round (20)")
     p.add_argument("--rounds", type=int, default=3,
@@ -106,6 +106,8 @@ def _add_bench_train(which: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=Path, default=None,
                    help="a folder holding Fashion-MNIST (see the data command)")
     p.add_argument("--quiet", action="store_true", help="print the results only")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write the measurements here as JSON (atomically)")
     p.set_defaults(handler=_run_bench_train)
 
 
@@ -119,7 +121,20 @@ def _run_bench_train(args: argparse.Namespace) -> int:
                          root=args.root, precision=args.precision,
                          log=None if args.quiet else _log)
     print(result.report())
+    if args.out is not None:
+        _write_bench(args, result, speedup=result.speedup,
+                     peak_share=result.project_gflops / result.peak_gflops)
     return 0
+
+
+def _write_bench(args: argparse.Namespace, result: TrainBench | DdpBench,
+                 **figures: float) -> None:
+    """``args.out``: the command, the machine, the date, ``result``'s fields and
+    ``figures``, as JSON."""
+    data = {"command": "python -m d2l_resnet " + " ".join(args.argv),
+            "machine": machine("cpu"), "date": time.strftime("%Y-%m-%d"),
+            **dataclasses.asdict(result), **figures}
+    write_atomically(args.out, lambda f: f.write(json.dumps(data, indent=1) + "\n"))
 
 
 def _log(line: str) -> None:
@@ -397,12 +412,9 @@ def _run_bench_ddp(args: argparse.Namespace) -> int:
         result = bench_ddp(args.batch_size, args.steps, args.nproc, args.rounds, log=_log)
         print(result.report())
         if args.out is not None:
-            data = {"command": "python -m d2l_resnet " + " ".join(args.argv),
-                    "machine": machine("cpu"), "date": time.strftime("%Y-%m-%d"),
-                    **dataclasses.asdict(result), "speedup": result.speedup,
-                    "allreduce_share": result.allreduce_share,
-                    "communication_share": result.communication_share}
-            write_atomically(args.out, lambda f: f.write(json.dumps(data, indent=1) + "\n"))
+            _write_bench(args, result, speedup=result.speedup,
+                         allreduce_share=result.allreduce_share,
+                         communication_share=result.communication_share)
         return 0
     with process_group("cpu"):        # one rank of the runs that bench_ddp starts
         report = ddp_worker(args.batch_size, args.steps)
