@@ -870,6 +870,14 @@ for name in ("course_cpu_native", "course_cpu_avx2"):
 # were timed on a machine shared with other work, so a laptop of either class may take
 # somewhat more or less.
 #
+# A processor with AVX2 only can be slower still. On a 2-core AMD EPYC (Zen 3) cloud
+# machine the same command took 20.8 minutes at 485 examples/s, half the Xeon's rate
+# capped at AVX2, with test accuracy 0.927 (`results/course_cpu_zen3.log` and `.json`).
+# Its float32 matrix products reach about 100 GFLOP/s, and the training step already
+# runs at that rate (`python -m d2l_resnet bench train --out
+# results/bench_train_zen3.json`): on such a machine only less arithmetic per point of
+# accuracy would shorten the run.
+#
 # ## Appendix B: the divergence guard (附录B：发散保护)
 #
 # A run that diverges wastes the student's time, so `train` watches the loss. A NaN or

@@ -208,8 +208,9 @@ print("train mode, synchronized: averaged gradient = whole batch's gradient:",
 #
 # The same training with two processes under `torchrun`, and in this process. Both use
 # the quick profile (4,096 training and 1,024 test images, 2 epochs), also when this
-# notebook runs in the course profile: the course profile takes tens of minutes per run
-# on two cores. The seed and the global batch are the same; each of the two processes
+# notebook runs in the course profile: one run of the course profile takes 5 to 21
+# minutes on two cores, by processor (notebook 4, appendix A), and two processes are
+# slower. The seed and the global batch are the same; each of the two processes
 # takes 64 of every 128 examples, with BatchNorm synchronized, and computes with one
 # thread (`torchrun` shares the machine's cores out among the processes). The run
 # writes its history as JSON (`--history`), which is read back here.

@@ -21,6 +21,7 @@ from d2l_resnet.results import (
     guard_stop,
     longest_stretch_above,
     lr_runs,
+    read_json,
     read_results,
     read_run,
     recipe_table,
@@ -124,11 +125,14 @@ def test_the_committed_results_hold_what_the_notebooks_read() -> None:
     assert {"plain-20", "ResNet-20", "plain-56", "ResNet-56", "plain-18",
             "ResNet-18"} <= {r["network"] for r in rows}
     assert meta["command"].startswith("python -m d2l_resnet experiment depth")
-    for name in ("course_cpu_native", "course_cpu_avx2"):
+    for name in ("course_cpu_native", "course_cpu_avx2", "course_cpu_zen3"):
         history, run = read_run(name)
         assert history.test_acc is not None and len(history.epochs) == \
             run["recipe"]["num_epochs"]
         assert run["command"].startswith("python -m d2l_resnet train")
+    bench = read_json("bench_train_zen3")
+    assert bench["command"].startswith("python -m d2l_resnet bench train")
+    assert bench["speedup"] == pytest.approx(bench["project"] / bench["source"])
 
 
 def test_experiment_command_refuses_unknown_variants_and_counts(capsys) -> None:

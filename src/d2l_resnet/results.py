@@ -42,7 +42,8 @@ COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --
             "recipe_round7": "experiment recipe --round 7 --seeds 6",
             "depth": "experiment depth",
             "depth_curves": "experiment depth", "stem": "experiment stem",
-            "bench_ddp": "bench ddp --out results/bench_ddp.json"}
+            "bench_ddp": "bench ddp --out results/bench_ddp.json",
+            "bench_train_zen3": "bench train --out results/bench_train_zen3.json"}
 
 
 def results_dir() -> Path:
