@@ -29,9 +29,9 @@ from d2l_resnet.devices import resolve_precision
 from d2l_resnet.extras.distributed import world, wrap_ddp
 from d2l_resnet.extras.launch import run_torchrun
 from d2l_resnet.extras.parallel import allreduce_seconds
-from d2l_resnet.model import count_parameters, init_weights, resnet18, use_matmul_convs
+from d2l_resnet.model import count_parameters, resnet18
 from d2l_resnet.profiles import get_profile
-from d2l_resnet.train import train_epoch
+from d2l_resnet.train import make_optimizer, prepare_network, train_epoch
 
 __all__ = ["DdpBench", "bench_ddp", "ddp_worker", "report_line"]
 
@@ -41,16 +41,12 @@ REPORT_PREFIX = "d2l-resnet-bench-ddp "
 
 def _bench_net(sync_bn: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The course recipe's network (in DDP with several ranks, BatchNorm synchronized or
-    not) and its optimizer."""
-    recipe = get_profile("course").recipe
-    torch.manual_seed(0)
-    net: nn.Module = use_matmul_convs(init_weights(resnet18(), recipe.init))
-    net.to(memory_format=torch.channels_last)
+    not) and its optimizer, made as ``train`` makes them."""
+    recipe, cpu = get_profile("course").recipe, torch.device("cpu")
+    net = prepare_network(resnet18(), recipe, cpu)
     if world()[1] > 1:
-        net = wrap_ddp(net, torch.device("cpu"), sync_bn=sync_bn)
-    optimizer = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay,
-                                fused=True)
+        net = wrap_ddp(net, cpu, sync_bn=sync_bn)
+    optimizer, _ = make_optimizer(net, recipe, num_batches=1)    # the rate plays no part
     return net, optimizer
 
 
@@ -59,7 +55,8 @@ def _bench_steps(sync_bn: bool, sync_grads: bool, loader: Any, warmup: int, step
     """Seconds per training step (after ``warmup`` steps) of :func:`_bench_net`; without
     ``sync_grads`` inside DDP's ``no_sync`` (the gradients are not all-reduced)."""
     net, optimizer = _bench_net(sync_bn)
-    loss, w = nn.CrossEntropyLoss(), world()[1]
+    smoothing = get_profile("course").recipe.label_smoothing
+    loss, w = nn.CrossEntropyLoss(label_smoothing=smoothing), world()[1]
     batches = iter(loader)
 
     def run(k: int) -> None:
