@@ -6,9 +6,9 @@ before any training; one short real run, read back as data.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
-import sys
-from pathlib import Path
+import sysconfig
 
 import pytest
 
@@ -19,11 +19,12 @@ from d2l_resnet.results import read_run
 
 
 def test_the_installed_command_runs() -> None:
-    # `pip install -e .` writes `d2l-resnet` beside the interpreter, from pyproject.toml's
-    # [project.scripts]; a wrong module there fails only when the command is run.
-    command = Path(sys.executable).with_name("d2l-resnet")
-    assert command.exists(), f"{command} is missing: run `make venv` (pip install -e .)"
-    done = subprocess.run([str(command), "train", "--help"], capture_output=True, text=True,
+    # `pip install -e .` writes `d2l-resnet` into the environment's scripts folder, from
+    # pyproject.toml's [project.scripts]; a wrong module there fails only when it is run.
+    command = shutil.which("d2l-resnet", path=sysconfig.get_path("scripts")) or \
+        shutil.which("d2l-resnet")
+    assert command is not None, "no d2l-resnet command: run `make venv` (pip install -e .)"
+    done = subprocess.run([command, "train", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--profile" in done.stdout

@@ -133,6 +133,8 @@ def test_the_committed_results_hold_what_the_notebooks_read() -> None:
     bench = read_json("bench_train_zen3")
     assert bench["command"].startswith("python -m d2l_resnet bench train")
     assert bench["speedup"] == pytest.approx(bench["project"] / bench["source"])
+    assert bench["peak_share"] == pytest.approx(
+        bench["project"] * bench["flops_per_example"] / 1e9 / bench["peak_gflops"])
 
 
 def test_experiment_command_refuses_unknown_variants_and_counts(capsys) -> None:
