@@ -264,12 +264,12 @@ if not profile.quick:          # the committed run, as the text below says
 # The two runs compute the same steps, as checked above for one step, but not in the
 # same floating-point order: a gradient computed in two halves and all-reduced is added
 # up differently from one computed at once. In the quick profile's two short epochs, at
-# a peak learning rate of 0.2 and in bfloat16 where the CPU computes it natively, such
-# rounding differences grow from step to step, so the curves part a little in the
-# second epoch and the final accuracies need not agree to the last digit shown (exercise
-# 4 tries the same with one process and two thread counts). Without synchronized
-# BatchNorm the two processes would compute something else: a network normalized over
-# 64 examples at a time.
+# a peak learning rate of 0.2, such rounding differences grow from step to step (in
+# float32, and faster in bfloat16 where the CPU computes it natively), so the curves
+# part in the second epoch and the final test accuracies can differ by a point or so,
+# as they do above (exercise 4 tries the same with one process and two thread counts).
+# Without synchronized BatchNorm the two processes would compute something else: a
+# network normalized over 64 examples at a time.
 #
 # As for speed, the last line above: on this machine the two processes, with one
 # thread each, trained slower than one process with two threads. They do the same
@@ -358,7 +358,7 @@ assert 0 < allreduce < 0.5 * step
 # BatchNorm all-reduces), and with no communication at all (DDP's `no_sync`), beside
 # the gradients' all-reduce timed alone. The difference between the first and the last
 # of the two-process steps is what communication costs in a real step, waiting
-# included. Its output on this course's 2-core machine is committed as
+# included. Its output on a 2-core AMD EPYC, in float32, is committed as
 # `results/bench_ddp.json`:
 
 # %%
