@@ -39,24 +39,23 @@ __all__ = ["DdpBench", "bench_ddp", "ddp_worker", "report_line"]
 REPORT_PREFIX = "d2l-resnet-bench-ddp "
 
 
-def _bench_net(sync_bn: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+def _bench_net(sync_bn: bool) -> tuple[nn.Module, torch.optim.Optimizer, nn.Module]:
     """The course recipe's network (in DDP with several ranks, BatchNorm synchronized or
-    not) and its optimizer, made as ``train`` makes them."""
+    not), its optimizer and its loss, made as ``train`` makes them."""
     recipe, cpu = get_profile("course").recipe, torch.device("cpu")
     net = prepare_network(resnet18(), recipe, cpu)
     if world()[1] > 1:
         net = wrap_ddp(net, cpu, sync_bn=sync_bn)
     optimizer, _ = make_optimizer(net, recipe, num_batches=1)    # the rate plays no part
-    return net, optimizer
+    return net, optimizer, nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
 
 
 def _bench_steps(sync_bn: bool, sync_grads: bool, loader: Any, warmup: int, steps: int,
                  precision: str) -> float:
     """Seconds per training step (after ``warmup`` steps) of :func:`_bench_net`; without
     ``sync_grads`` inside DDP's ``no_sync`` (the gradients are not all-reduced)."""
-    net, optimizer = _bench_net(sync_bn)
-    smoothing = get_profile("course").recipe.label_smoothing
-    loss, w = nn.CrossEntropyLoss(label_smoothing=smoothing), world()[1]
+    net, optimizer, loss = _bench_net(sync_bn)
+    w = world()[1]
     batches = iter(loader)
 
     def run(k: int) -> None:
