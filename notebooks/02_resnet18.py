@@ -321,10 +321,11 @@ assert useful28[2] > useful28[3] > useful28[4]             # b3 > b4 > b5 at 28x
 
 # %% [markdown]
 # At 224x224 most of the count is useful work: 97% in `b1`, 98% in `b2`, down to 83%
-# in `b5`, whose 7x7 maps have a wide border. At 28x28, `b3`, `b4` and `b5` count the same, but `b3`
-# uses 70% of its count, `b4` about half and `b5` a sixth (its first block still
-# reads 2x2 inputs, hence more than a ninth): the even spread breaks down on the 2x2 and
-# 1x1 maps, and what `b5` learns at this size, it learns mostly with its center taps.
+# in `b5`, whose 7x7 maps have a wide border. At 28x28, `b3`, `b4` and `b5` count the
+# same, but `b3` uses 70% of its count, `b4` about half and `b5` a sixth (its first
+# block still reads 2x2 inputs, hence more than a ninth): the even spread breaks down on
+# the 2x2 and 1x1 maps, and what `b5` learns at this size, it learns mostly with its
+# center taps.
 # Notebook 4's appendix turns this into speed: on such maps a convolution is a small
 # matrix product.
 

@@ -866,9 +866,9 @@ for name in ("course_cpu_native", "course_cpu_avx2"):
 # computing in float32 as most laptops would, in about twice the time. Their test
 # accuracies differ by 0.0016, inside the range of the six bfloat16 seeds above
 # (0.0020) and the spread of the eight GPU runs (one run's standard deviation 0.0025).
-# The two precisions round differently, and the runs drift apart over their 2,350 steps. Both
-# were timed on a machine shared with other work, so a laptop of either class may take
-# somewhat more or less.
+# The two precisions round differently, and the runs drift apart over their 2,350
+# steps. Both were timed on a machine shared with other work, so a laptop of either
+# class may take somewhat more or less.
 #
 # A processor with AVX2 only can be slower still. On a 2-core AMD EPYC (Zen 3) cloud
 # machine the same command took 20.8 minutes at 485 examples/s, half the Xeon's rate

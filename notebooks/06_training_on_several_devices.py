@@ -265,11 +265,11 @@ if not profile.quick:          # the committed run, as the text below says
 # same floating-point order: a gradient computed in two halves and all-reduced is added
 # up differently from one computed at once. In the quick profile's two short epochs, at
 # a peak learning rate of 0.2, such rounding differences grow from step to step (in
-# float32, and faster in bfloat16 where the CPU computes it natively), so the curves
-# part in the second epoch and the final test accuracies can differ by a point or so,
-# as they do above (exercise 4 tries the same with one process and two thread counts).
-# Without synchronized BatchNorm the two processes would compute something else: a
-# network normalized over 64 examples at a time.
+# float32 as in bfloat16), so the curves part in the second epoch and the final test
+# accuracies can differ by a point or so, as they do above (exercise 4 tries the same
+# with one process and two thread counts). Without synchronized BatchNorm the two
+# processes would compute something else: a network normalized over 64 examples at a
+# time.
 #
 # As for speed, the last line above: on this machine the two processes, with one
 # thread each, trained slower than one process with two threads. They do the same
