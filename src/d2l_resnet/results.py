@@ -43,7 +43,8 @@ COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --
             "depth": "experiment depth",
             "depth_curves": "experiment depth", "stem": "experiment stem",
             "bench_ddp": "bench ddp --out results/bench_ddp.json",
-            "bench_train_zen3": "bench train --out results/bench_train_zen3.json"}
+            "bench_train_zen3": "bench train --out results/bench_train_zen3.json",
+            "bench_train_zen3_b": "bench train --out results/bench_train_zen3_b.json"}
 
 
 def results_dir() -> Path:
