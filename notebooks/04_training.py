@@ -875,9 +875,9 @@ for name in ("course_cpu_native", "course_cpu_avx2"):
 # capped at AVX2, and hours later 14.8 minutes at 682 examples/s, with the same losses
 # and accuracies epoch by epoch (test accuracy 0.927; `results/course_cpu_zen3` and
 # `course_cpu_zen3_b`, `.log` and `.json`): the arithmetic was the same, the shared
-# machine's speed was not. Both times the training step ran at 94% to 101% of the rate
-# of the float32 matrix products measured beside it, 101 GFLOP/s the first time and
-# 158 the second (`python -m d2l_resnet bench train --out
+# machine's speed was not. The training step ran at 100% and then 94% of the rate of
+# the float32 matrix products measured beside it, 101 GFLOP/s the first time and 158
+# the second (`python -m d2l_resnet bench train --out
 # results/bench_train_zen3.json`, and `bench_train_zen3_b.json`): on such a machine
 # only less arithmetic per point of accuracy would shorten the run.
 #
