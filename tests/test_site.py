@@ -3,12 +3,13 @@
 The site is built once, with the code ``make html`` runs (``tools.course_site.build``,
 from the committed outputs), into a temporary folder. Every page is opened from disk
 (``file://``) and from a loopback HTTP server, and must show: no console error, no request
-to another host, math typeset by the site's own MathJax, every image decoded (PNG outputs
-and SVG diagrams alike), every local link resolving, a sidebar with every page, previous
-and next links in the sidebar's order; a notebook's page, its run information and its
-downloads, and its exercise solutions collapsed. Search finds an English and a Chinese
-term from both places, and the pages fit a phone's screen. What is expected is read from
-the notebooks and ``docs/``, never written here. Screenshots go to ``test-artifacts/``.
+to another host or that failed (a page's requests cut off by leaving it do not count),
+math typeset by the site's own MathJax, every image decoded (PNG outputs and SVG diagrams
+alike), every local link resolving, a sidebar with every page, previous and next links
+in the sidebar's order; a notebook's page, its run information and its downloads, and
+its exercise solutions collapsed. Search finds an English and a Chinese term from both
+places, and the pages fit a phone's screen. What is expected is read from the notebooks
+and ``docs/``, never written here. Screenshots go to ``test-artifacts/``.
 
 Without Chromium the tests are skipped (and say how to install it); under CI (``CI=true``)
 they fail instead. Playwright never downloads a browser here: it drives the system's.
@@ -158,7 +159,10 @@ class PageVisit:
         allowed = (base if base.startswith("http") else "file://", "data:")
         self.errors: list[str] = []
         self.foreign: list[str] = []
-        self.failed: list[str] = []
+        # Each failed request with the page it was made from: leaving a page cuts off
+        # what it was still loading (net::ERR_ABORTED), which is no fault of the site.
+        self.failed: list[tuple[str, str | None, str]] = []
+        made_from: dict[Any, str] = {}
         self.context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                            service_workers="block")
 
@@ -173,8 +177,9 @@ class PageVisit:
         self.page = self.context.new_page()
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        self.page.on("request", lambda r: made_from.setdefault(r, self.page.url))
         self.page.on("requestfailed", lambda r: self.failed.append(
-            f"{r.url[:120]} ({r.failure})"))
+            (f"{r.url[:120]} ({r.failure})", r.failure, made_from.get(r, ""))))
         self.page.goto(url, wait_until="load")
         if self.page.evaluate("typeof window.MathJax !== 'undefined'"):
             # MathJax's queue runs in order, after its startup and first typesetting: a
@@ -188,9 +193,11 @@ class PageVisit:
         self.page.wait_for_load_state("networkidle")
 
     def assert_clean(self) -> None:
-        assert self.errors == [], f"console errors: {self.errors}; failed: {self.failed}"
+        failed = [text for text, failure, page in self.failed
+                  if not (failure == "net::ERR_ABORTED" and page != self.page.url)]
+        assert self.errors == [], f"console errors: {self.errors}; failed: {failed}"
         assert self.foreign == [], f"requests to other hosts: {self.foreign}"
-        assert self.failed == [], f"requests that failed: {self.failed}"
+        assert failed == [], f"requests that failed: {failed}"
 
     def hrefs(self, selector: str) -> list[str]:
         """The page names (``02_resnet18.html``) the links matched by ``selector`` point to."""
@@ -377,4 +384,4 @@ def test_next_links_walk_the_course_in_order(visit: Any, site: Path,
         v.page.wait_for_load_state("load")
         seen.append(Path(urlsplit(v.page.url).path).name)
     assert seen == course_order
-    assert v.errors == []
+    v.assert_clean()
