@@ -582,7 +582,8 @@ print(f"profile {profile.name}: {data.train.num_examples:,} training and "
       f"batch {profile.data.batch_size}")
 
 # %% tags=["nbval-ignore-output"]
-checkpoint = Path(tempfile.mkdtemp()) / "resnet18.pt"   # one after every epoch (appendix C)
+folder = tempfile.TemporaryDirectory()   # deleted when the kernel stops
+checkpoint = Path(folder.name) / "resnet18.pt"   # one after every epoch (appendix C)
 net = resnet18()
 history = train(net, data.train, data.test, device=device, recipe=profile.recipe,
                 checkpoint=checkpoint, on_update=LivePlot(profile.recipe.num_epochs))
