@@ -14,6 +14,7 @@ from d2l_resnet.extras.experiments import (
     depth_runs,
     recipe_runs,
     source_lr_runs,
+    tta_runs,
     write_results,
 )
 from d2l_resnet.profiles import get_profile
@@ -53,6 +54,21 @@ def test_recipe_runs_score_the_validation_split_every_epoch_and_flips_at_the_end
     table = recipe_table(rows)
     assert [t["variant"] for t in table] == ["a", "b"]
     assert table[0]["mean"] == pytest.approx(float(rows[1]["val_acc"]))
+
+
+def test_tta_runs_score_one_network_per_seed_with_each_set_of_views() -> None:
+    tiny = get_profile("quick").replace(train_subset=384, test_subset=64, batch_size=128,
+                                        num_epochs=1)
+    views = ["image", "flips", "flips, 1-pixel shifts"]
+    rows = tta_runs(seeds=[0, 1], views=views, profile=tiny, validation=256, device="cpu")
+    assert [(r["seed"], r["views"], r["passes"]) for r in rows] == [
+        (0, "image", 1), (0, "flips", 2), (0, "flips, 1-pixel shifts", 10),
+        (1, "image", 1), (1, "flips", 2), (1, "flips, 1-pixel shifts", 10)]
+    assert all(0 <= float(r["val_acc"]) <= 1 for r in rows)
+    # One network per seed, scored with every set: one training time per seed.
+    assert len({r["train_seconds"] for r in rows[:3]}) == 1
+    with pytest.raises(ValueError, match=r"'crops'.*'flips'"):
+        tta_runs(views=["crops"])
 
 
 def test_depth_runs_train_each_network_alike_and_record_epochs_and_points() -> None:

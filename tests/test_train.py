@@ -28,6 +28,7 @@ from d2l_resnet.train import (
     predict,
     scoring,
     set_seed,
+    shift,
     train,
     train_epoch,
 )
@@ -439,6 +440,28 @@ def test_flip_tta_averages_the_scores_of_an_image_and_its_mirror() -> None:
     assert evaluate_accuracy(LeftHalf(), data, flip_tta=True) == 0.0
     preds, _ = predict(LeftHalf(), data, flip_tta=True)
     assert preds.tolist() == [0, 0]
+
+
+def test_shift_moves_the_image_and_repeats_its_edge() -> None:
+    X = torch.arange(9.0).reshape(1, 1, 3, 3)       # rows 0 1 2 / 3 4 5 / 6 7 8
+    assert shift(X, 1, 0)[0, 0].tolist() == [[0, 1, 2], [0, 1, 2], [3, 4, 5]]
+    assert shift(X, 0, -1)[0, 0].tolist() == [[1, 2, 2], [4, 5, 5], [7, 8, 8]]
+    assert shift(X, -2, 2)[0, 0].tolist() == [[6, 6, 6], [6, 6, 6], [6, 6, 6]]
+    assert shift(X, 0, 0) is X
+
+
+def test_shifted_views_are_averaged_with_their_mirrors() -> None:
+    X = torch.zeros(1, 1, 2, 4)
+    X[0, ..., 2] = 3.0           # columns 0 0 3 0: left-half mean 0 < 0.5, class 0
+    data = [(X, torch.tensor([1]))]
+    assert evaluate_accuracy(LeftHalf(), data) == 0.0
+    # Moved left: 0 3 0 0 scores 1.5, mean (0 + 1.5) / 2 = 0.75: class 1. Moved right:
+    # 0 0 0 3 scores 0: class 0.
+    assert evaluate_accuracy(LeftHalf(), data, shifts=((0, -1),)) == 1.0
+    assert evaluate_accuracy(LeftHalf(), data, shifts=((0, 1),)) == 0.0
+    # With the mirrors: the image 0, moved right 0, mirrored 0 3 0 0 1.5, moved right and
+    # mirrored 3 0 0 0 1.5: mean 0.75, class 1 (without the last view a tie at 0.5).
+    assert evaluate_accuracy(LeftHalf(), data, flip_tta=True, shifts=((0, 1),)) == 1.0
 
 
 @pytest.mark.parametrize(("momentum", "expected"), [

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-__all__ = ["check_choice", "check_int", "check_positive_int", "check_range"]
+__all__ = ["check_choice", "check_int", "check_known", "check_positive_int", "check_range"]
 
 
 def check_int(name: str, value: object, *, minimum: int = 0, allow_none: bool = False
@@ -57,3 +57,12 @@ def check_choice(name: str, value: object, choices: Sequence[object]) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of "
                          f"{', '.join(repr(c) for c in choices)}")
+
+
+def check_known(what: str, names: Iterable[str], known: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming each of ``names`` that is not one of ``known``."""
+    known = list(known)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}; expected some of "
+                         f"{', '.join(map(repr, known))}")

@@ -59,6 +59,7 @@ __all__ = [
     "restore_run",
     "scoring",
     "set_seed",
+    "shift",
     "train",
     "train_epoch",
 ]
@@ -79,12 +80,25 @@ def accuracy(y_hat: torch.Tensor, y: torch.Tensor) -> float:
     return float((y_hat.to(y.dtype) == y).sum())
 
 
+def shift(X: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Images ``X`` (N, C, H, W) moved ``dy`` pixels down and ``dx`` right, the edge pixels
+    repeated into the gap (same shape)."""
+    pad = max(abs(dy), abs(dx))
+    if pad == 0:
+        return X
+    height, width = X.shape[-2:]
+    padded = nn.functional.pad(X, (pad, pad, pad, pad), mode="replicate")
+    return padded[..., pad - dy:pad - dy + height, pad - dx:pad - dx + width]
+
+
 def _predictions(net: nn.Module, data_iter: Iterable, precision: str, channels_last: bool,
-                 flip_tta: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                 flip_tta: bool, shifts: tuple[tuple[int, int], ...] = ()
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(predicted classes, labels)`` of each batch: eval mode, no gradients, mode restored.
 
     With ``flip_tta`` a score is the mean of the scores of the image and of its mirror
-    image (test-time augmentation, for a network trained with flips).
+    image (test-time augmentation, for a network trained with flips); ``shifts`` adds the
+    image moved by each ``(dy, dx)`` (and its mirror) to the views averaged.
     """
     device = next(net.parameters()).device
     was_training = net.training
@@ -95,26 +109,30 @@ def _predictions(net: nn.Module, data_iter: Iterable, precision: str, channels_l
                 X, y = X.to(device), y.to(device)
                 if channels_last:
                     X = X.contiguous(memory_format=torch.channels_last)
-                y_hat = net(X).float()                               # (N, classes)
+                views = [X, *(shift(X, dy, dx) for dy, dx in shifts)]
                 if flip_tta:
-                    y_hat = (y_hat + net(X.flip(-1)).float()) / 2
+                    views += [view.flip(-1) for view in views]
+                y_hat = sum(net(view).float() for view in views) / len(views)  # (N, classes)
                 yield y_hat.argmax(dim=1), y
     finally:
         net.train(was_training)
 
 
 def count_correct(net: nn.Module, data_iter: Iterable, *, precision: str = "fp32",
-                  channels_last: bool = False, flip_tta: bool = False) -> tuple[float, int]:
+                  channels_last: bool = False, flip_tta: bool = False,
+                  shifts: tuple[tuple[int, int], ...] = ()) -> tuple[float, int]:
     """``(correct predictions, examples)`` over every batch of ``data_iter``."""
     correct, total = 0.0, 0
-    for y_pred, y in _predictions(net, data_iter, precision, channels_last, flip_tta):
+    for y_pred, y in _predictions(net, data_iter, precision, channels_last, flip_tta,
+                                  shifts):
         correct += accuracy(y_pred, y)
         total += y.numel()
     return correct, total
 
 
 def evaluate_accuracy(net: nn.Module, data_iter: Iterable, *, precision: str = "fp32",
-                      channels_last: bool = False, flip_tta: bool = False) -> float:
+                      channels_last: bool = False, flip_tta: bool = False,
+                      shifts: tuple[tuple[int, int], ...] = ()) -> float:
     """The accuracy of ``net`` on every example of ``data_iter``, on ``net``'s device.
 
     Unlike the source's ``evaluate_accuracy_gpu`` (which returns inside its loop, after the
@@ -127,9 +145,12 @@ def evaluate_accuracy(net: nn.Module, data_iter: Iterable, *, precision: str = "
         precision: ``"fp32"`` or ``"bf16"`` (autocast).
         channels_last: Feed the batches in channels-last memory format.
         flip_tta: Average the scores of each image and its mirror image.
+        shifts: Also average the scores of the image moved by each ``(dy, dx)`` pixels
+            (see :func:`shift`), and of their mirror images with ``flip_tta``.
     """
     correct, total = count_correct(net, data_iter, precision=precision,
-                                   channels_last=channels_last, flip_tta=flip_tta)
+                                   channels_last=channels_last, flip_tta=flip_tta,
+                                   shifts=shifts)
     if total == 0:
         raise ValueError("data_iter yielded no example; pass a non-empty data set")
     return correct / total

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from d2l_resnet.checkpoint import load_checkpoint, write_atomically
-from d2l_resnet.checks import check_positive_int
+from d2l_resnet.checks import check_known, check_positive_int
 from d2l_resnet.data import load_data_for_profile, prepare_fashion_mnist
 from d2l_resnet.devices import AVX2_CAPS, PRECISIONS
 from d2l_resnet.extras.bench import TrainBench, bench_data, bench_train, format_bench_data
@@ -307,12 +307,14 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
         description="lr: the source's recipe at lr 0.9 and 0.05, per-step loss over seeds "
                     "(results/source_lr.csv). recipe: variants of the course recipe scored "
                     "on a validation split of the training set (results/recipe_roundN.csv)."
-                    " depth: plain against residual networks of 20 and 56 layers and "
+                    " tta: the course recipe's network scored on validation with several "
+                    "sets of test-time views (results/tta.csv). depth: plain against "
+                    "residual networks of 20 and 56 layers and "
                     "ResNet-18 (results/depth.csv, depth_curves.csv). stem: ResNet-18 with "
                     "a 7x7 and a 3x3 stem (results/stem.csv). Each also writes a JSON file "
                     "saying how it was made.")
     which = p.add_subparsers(dest="experiment", required=True,
-                             metavar="{lr,recipe,depth,stem}")
+                             metavar="{lr,recipe,tta,depth,stem}")
     lr = which.add_parser("lr", help="does the source's lr 0.9 diverge? (about 90 minutes on a "
                                      "2-core CPU)")
     lr.add_argument("--steps", type=int, default=200, help="steps per run (200)")
@@ -330,6 +332,9 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                              "d2l_resnet.extras.experiments.RECIPE_ROUNDS[round])")
     recipe.add_argument("--profile", default="course",
                         help="the profile varied (course; quick for a smoke test)")
+    tta = which.add_parser("tta", help="test-time views: flips, shifts, on validation (about "
+                                       "14 minutes a seed on a 2-core AVX2 CPU)")
+    tta.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (2)")
     depth = which.add_parser("depth", help="degradation: plain vs residual networks (about 3 "
                                            "hours on a 2-core CPU in bfloat16, --jobs 2)")
     depth.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per network (2)")
@@ -346,10 +351,10 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
     stem.add_argument("--train-subset", type=int, default=10_000,
                       help="training images per run (10000)")
     stem.add_argument("--epochs", type=int, default=10, help="epochs per run (10)")
-    for sub in (recipe, depth, stem):
+    for sub in (recipe, tta, depth, stem):
         sub.add_argument("--jobs", type=int, default=1,
                          help="runs at a time, a process each (1; 2 on 2 cores)")
-    for sub in (lr, recipe, depth, stem):
+    for sub in (lr, recipe, tta, depth, stem):
         sub.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
         sub.add_argument("--out", type=Path, default=None,
                          help="write the results here (default: the project's results/)")
@@ -365,6 +370,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
         options["device"] = args.device
     if args.experiment == "lr":
         options["steps"] = args.steps
+    elif args.experiment == "tta":
+        options["jobs"] = args.jobs
     elif args.experiment in ("depth", "stem"):
         check_positive_int("--train-subset", args.train_subset)
         check_positive_int("--epochs", args.epochs)
@@ -372,10 +379,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
                        train_subset=args.train_subset, num_epochs=args.epochs, jobs=args.jobs)
     else:
         variants = RECIPE_ROUNDS[args.round]
-        unknown = [v for v in args.variants or [] if v not in variants]
-        if unknown:
-            raise ValueError(f"unknown variant(s) {', '.join(map(repr, unknown))} of round "
-                             f"{args.round}; expected some of {', '.join(map(repr, variants))}")
+        check_known(f"variant(s) of round {args.round}", args.variants or [], variants)
         options["variants"] = {v: variants[v] for v in args.variants or variants}
         options.update(profile=get_profile(args.profile), jobs=args.jobs, round=args.round)
     paths = run_experiment(args.experiment, args.out, **options)

@@ -12,6 +12,10 @@ command (``python -m d2l_resnet experiment NAME``):
   seeds, on a GPU), round 6 images resized to 32x32, round 7 no weight decay on the
   biases and BatchNorm (six seeds each). Every choice of the ``course`` profile is read
   off these tables. (``results/recipe_roundN.csv``)
+- ``tta``: the course recipe trained once per seed on the same 55,000 images, its
+  network scored on the validation split with several sets of test-time views (the
+  image, its mirror, shifted copies): which views help, on the same weights?
+  (``results/tta.csv``)
 - ``depth``: He et al.'s degradation experiment (2015, Sec. 4.2, Fig. 6) on Fashion-MNIST:
   plain and residual networks of their small-image family, 20 and 56 layers, and the
   course's ResNet-18 with its plain twin, trained alike on a subset of the training
@@ -47,7 +51,7 @@ import torch
 from torch import nn
 
 from d2l_resnet.checkpoint import write_atomically
-from d2l_resnet.checks import check_positive_int
+from d2l_resnet.checks import check_known, check_positive_int
 from d2l_resnet.data import load_data_fashion_mnist_fast, load_data_for_profile
 from d2l_resnet.devices import AVX2_CAPS, get_device, resolve_precision
 from d2l_resnet.model import init_weights, resnet18, small_image_net
@@ -61,12 +65,14 @@ __all__ = [
     "RECIPE_ROUNDS",
     "START",
     "STEM_NETWORKS",
+    "TTA_VIEWS",
     "depth_runs",
     "machine",
     "recipe_runs",
     "resnet18_small_stem",
     "run_experiment",
     "source_lr_runs",
+    "tta_runs",
     "write_results",
 ]
 
@@ -363,6 +369,75 @@ def _recipe_run(name: str, chosen: Profile, device: str,
                   f"{history.wall_time:.0f} s")
 
 
+# -- tta: test-time views, scored on one trained network ------------------------------------
+
+#: The test-time views of ``experiment tta``: name to (mirror images too, the ``(dy, dx)``
+#: shifts added). Each trained network is scored with every set, so that the sets are
+#: compared on the same weights (a paired comparison: the seed's luck cancels).
+TTA_VIEWS: dict[str, tuple[bool, tuple[tuple[int, int], ...]]] = {
+    "image": (False, ()),
+    "flips": (True, ()),
+    "flips, 1-pixel diagonal shifts": (True, ((1, 1), (-1, -1))),
+    "flips, 1-pixel shifts": (True, ((1, 0), (-1, 0), (0, 1), (0, -1))),
+    "flips, 2-pixel shifts": (True, ((2, 0), (-2, 0), (0, 2), (0, -2))),
+}
+
+
+def tta_runs(seeds: Iterable[int] = (0, 1), views: Sequence[str] = tuple(TTA_VIEWS),
+             profile: Profile | None = None, validation: int = 5000,
+             device: torch.device | str | None = None,
+             root: str | os.PathLike[str] | None = None, jobs: int = 1,
+             log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Train the course recipe once per seed; score the validation split with each set of
+    test-time views of :data:`TTA_VIEWS` (the test set is never scored).
+
+    Args:
+        seeds: The network is trained once per seed.
+        views: Names of :data:`TTA_VIEWS` to score.
+        profile: The profile trained (default ``course``), without test-time flips.
+        validation: Images held out of the training set and scored.
+        device: Where to train (default: the best there is).
+        root: Where Fashion-MNIST is.
+        jobs: Runs at a time, each in a process of its own.
+        log: Called with a line per finished run.
+
+    Returns:
+        One row per seed and set of views: its validation accuracy and the forward passes
+        per image it costs.
+    """
+    check_known("views", views, TTA_VIEWS)
+    device = str(get_device(device))
+    base = get_profile("course") if profile is None else profile
+    calls = [(base.replace(flip_tta=False, seed=seed, validation=validation), tuple(views),
+              device, root) for seed in seeds]
+    rows: list[dict[str, Any]] = []
+    for run_rows in _in_processes(_tta_run, calls, jobs):
+        rows += run_rows
+        if log is not None:
+            log(f"seed {run_rows[0]['seed']}: " + ", ".join(
+                f"{r['views']} {r['val_acc']}" for r in run_rows))
+    return rows
+
+
+def _tta_run(chosen: Profile, views: tuple[str, ...], device: str,
+             root: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
+    """One run of :func:`tta_runs`: a row per set of views."""
+    data = load_data_for_profile(chosen, root=root, device=device)
+    net = resnet18()
+    recipe = chosen.recipe
+    history = train(net, data.train, None, device=device, recipe=recipe, val_iter=data.val,
+                    verbose=False, progress=False)
+    rows = []
+    for name in views:
+        flips, shifts = TTA_VIEWS[name]
+        acc = evaluate_accuracy(net, data.val, channels_last=recipe.channels_last,
+                                flip_tta=flips, shifts=shifts)
+        rows.append({"seed": recipe.seed, "views": name,
+                     "passes": (1 + len(shifts)) * (2 if flips else 1),
+                     "val_acc": f"{acc:.4f}", "train_seconds": f"{history.wall_time:.1f}"})
+    return rows
+
+
 # -- depth: degradation, plain against residual ------------------------------------------
 
 
@@ -390,10 +465,7 @@ def depth_runs(networks: Sequence[str] = DEFAULT_DEPTH_NETWORKS, seeds: Iterable
         accuracy; and five points per epoch of training loss and error, each the mean
         since the point before.
     """
-    unknown = [n for n in networks if n not in DEPTH_NETWORKS]
-    if unknown:
-        raise ValueError(f"unknown network(s) {', '.join(map(repr, unknown))}; expected some "
-                         f"of {', '.join(map(repr, DEPTH_NETWORKS))}")
+    check_known("network(s)", networks, DEPTH_NETWORKS)
     device = str(get_device(device))
     profile = get_profile("course").replace(
         num_epochs=num_epochs, lr=lr, batch_size=batch_size, train_subset=train_subset,
@@ -435,15 +507,16 @@ def _depth_run(name: str, chosen: Profile, device: str, root: str | os.PathLike[
 
 
 def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[Path]:
-    """Run experiment ``name`` (``"lr"``, ``"recipe"``, ``"depth"`` or ``"stem"``) and
+    """Run experiment ``name`` (``"lr"``, ``"recipe"``, ``"tta"``, ``"depth"`` or ``"stem"``) and
     write its results; the JSON beside each CSV records the command line, the options, the
     machine and the time taken.
 
     Returns:
         The paths written.
     """
-    if name not in ("lr", "recipe", "depth", "stem"):
-        raise ValueError(f"unknown experiment {name!r}; expected lr, recipe, depth or stem")
+    if name not in ("lr", "recipe", "tta", "depth", "stem"):
+        raise ValueError(f"unknown experiment {name!r}; expected lr, recipe, tta, depth or "
+                         "stem")
     device = get_device(options.get("device", "cpu" if name == "lr" else None))
     options["device"] = device
     started = time.perf_counter()
@@ -455,6 +528,9 @@ def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[P
         tables = {f"recipe_round{round_}": recipe_runs(**options)}
         precision = str(resolve_precision(
             options.get("profile", get_profile("course")).recipe.precision, device))
+    elif name == "tta":
+        tables = {"tta": tta_runs(**options)}
+        precision = "fp32"
     elif name == "stem":
         tables = {"stem": depth_runs(**options)[0]}
         precision = str(resolve_precision(get_profile("course").recipe.precision, device))
