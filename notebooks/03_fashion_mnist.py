@@ -14,8 +14,6 @@
 # ---
 
 # %% [markdown]
-#
-# %% [markdown]
 # # 3. Fashion-MNIST (加载数据集)
 #
 # ResNet-18 is trained here on Fashion-MNIST (Xiao, Rasul and Vollgraf 2017): 70,000

@@ -387,11 +387,12 @@ display(plot_val_curves(rounds[3][0], [t["variant"] for t in tables[3]], ylim=(0
 #
 # Those 0.003 matter here: the course aims at 0.93 on the test set, and 0.9327 on
 # validation leaves little margin. Round 4 therefore trained 10 epochs against 13, the
-# most that fit in a quarter of an hour on an AVX2 laptop at the time (10 epochs took
-# 10.4 minutes; appendix A has today's runs), from four seeds each, with its rule fixed
-# before it ran: 13 epochs replace 10 only if they score higher with flips by at least
-# one standard error of the difference. Between two means of four seeds that is one
-# run's standard deviation times $\sqrt{2/4}$.
+# most that fit in a quarter of an hour with a minute to spare on an AVX2 laptop at the
+# time (10 epochs took 10.4 minutes, so 13 about 13.5; appendix A has today's runs),
+# from four seeds each, with its rule fixed before it ran: 13 epochs replace 10 only if
+# they score higher with flips by at least one standard error of the difference.
+# Between two means of four seeds that is one run's standard deviation times
+# $\sqrt{2/4}$.
 
 # %%
 four = {t["variant"]: t for t in tables[4]}
