@@ -441,7 +441,7 @@ fig
 # wide as ResNet-34's at about the same cost (Table 1 of the paper: 3.8 against 3.6
 # billion FLOPs). The paper counts a multiply-add as one FLOP: half the 3.5 billion
 # counted here for ResNet-18 is the 1.7 printed, against the 1.8 of its table: the same
-# count with ImageNet's three colour channels (Fashion-MNIST has one) gives 1.8.
+# count with ImageNet's three color channels (Fashion-MNIST has one) gives 1.8.
 #
 # </details>
 #
