@@ -11,6 +11,7 @@ from d2l_resnet.extras.cli import main
 from d2l_resnet.extras.experiments import (
     DEPTH_NETWORKS,
     RECIPE_ROUNDS,
+    TTA_VIEWS,
     depth_runs,
     recipe_runs,
     source_lr_runs,
@@ -134,6 +135,12 @@ def test_the_committed_results_hold_what_the_notebooks_read() -> None:
         assert {r["variant"] for r in rows} == set(RECIPE_ROUNDS[round_])
         assert meta["command"].startswith(f"python -m d2l_resnet experiment recipe --round "
                                           f"{round_}")
+    rows, meta = read_results("tta")          # every set of views on each seed's network
+    assert [(r["seed"], r["views"]) for r in rows] == [
+        (str(seed), views) for seed in range(4) for views in TTA_VIEWS]
+    assert meta["command"] == "python -m d2l_resnet experiment tta --seeds 4"
+    assert all(int(r["passes"]) == (1 + len(TTA_VIEWS[r["views"]][1])) * 2 for r in rows
+               if r["views"] != "image")
     rows, meta = read_results("source_lr")
     assert {float(r["lr"]) for r in rows} == {0.9, 0.05}
     assert meta["command"].startswith("python -m d2l_resnet experiment lr")

@@ -533,7 +533,8 @@ def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[P
             options.get("profile", get_profile("course")).recipe.precision, device))
     elif name == "tta":
         tables = {"tta": tta_runs(**options)}
-        precision = "fp32"
+        precision = (str(resolve_precision(get_profile("course").recipe.precision, device))
+                     + "; scored in fp32")
     elif name == "stem":
         tables = {"stem": depth_runs(**options)[0]}
         precision = str(resolve_precision(get_profile("course").recipe.precision, device))
