@@ -333,7 +333,7 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
     recipe.add_argument("--profile", default="course",
                         help="the profile varied (course; quick for a smoke test)")
     tta = which.add_parser("tta", help="test-time views: flips, shifts, on validation (about "
-                                       "14 minutes a seed on a 2-core AVX2 CPU)")
+                                       "20 minutes a seed on a 2-core AVX2 CPU)")
     tta.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (2)")
     depth = which.add_parser("depth", help="degradation: plain vs residual networks (about 3 "
                                            "hours on a 2-core CPU in bfloat16, --jobs 2)")
