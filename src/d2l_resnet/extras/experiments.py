@@ -374,9 +374,9 @@ def _recipe_run(name: str, chosen: Profile, device: str,
 #: The test-time views of ``experiment tta``: name to (mirror images too, the ``(dy, dx)``
 #: shifts added). Each trained network is scored with every set, so that the sets are
 #: compared on the same weights (a paired comparison: the seed's luck cancels). The rule,
-#: fixed before the runs, as round 5's for three candidates: a set with shifts replaces
-#: flips alone only if it scores higher by at least two standard errors of the mean of
-#: the per-seed differences.
+#: written down when the first of four seeds had been scored, is round 5's for three
+#: candidates: a set with shifts replaces flips alone only if it scores higher by at least
+#: two standard errors of the mean of the per-seed differences.
 TTA_VIEWS: dict[str, tuple[bool, tuple[tuple[int, int], ...]]] = {
     "image": (False, ()),
     "flips": (True, ()),
