@@ -600,10 +600,10 @@ assert course_scoring["flip_tta"] and "shifts" not in course_scoring
 # scored 0.0004 less than the two looks of flips alone, well within the noise, for five
 # times the scoring; diagonal one-pixel shifts scored 0.0031 less, and two-pixel shifts
 # 1.8 points less. On the same networks the flips added 0.0038 to the image alone
-# (round 1: 0.0041). The course keeps flips alone. A likely reason, not tested here:
-# Fashion-MNIST centers every garment in its frame, and the network never trained on a
-# shifted image (round 1 found shifts in training no help), so a shifted copy is unlike
-# the images it learned from, while a mirror image is what it saw half the time.
+# (round 1: 0.0041). The course keeps flips alone. A likely reason, not tested here: the
+# network never trained on a shifted image (round 1 found shifts in training no help),
+# so a shifted copy is unlike the images it learned from, while a mirror image is what
+# it saw half the time.
 #
 # The course recipe, as the `course` profile holds it:
 
