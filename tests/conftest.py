@@ -1,4 +1,5 @@
-"""The order in which the test files and notebooks run.
+"""The order in which the test files and notebooks run, and where their processes keep
+temporary files.
 
 ``make test`` runs two pytest workers, each taking one whole file (or notebook) at a
 time, in the order collected (``--dist loadscope --no-loadscope-reorder``). The longest
@@ -7,6 +8,10 @@ at the end. Seconds on 2 cores under ``make test`` (``--durations=0``, summed pe
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -27,3 +32,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = item.nodeid.split("::", 1)[0]
         return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
     items.sort(key=rank)    # stable: the order within a file stays as collected
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the processes the tests start (notebook kernels, torchrun, JupyterLab) a
+    temporary folder of this run's own, removed at its end: nbval stops each kernel by
+    force, so a notebook's ``TemporaryDirectory`` (notebook 04 keeps a 90 MB checkpoint
+    there) is never cleaned up by the kernel itself."""
+    folder = tempfile.mkdtemp(prefix="d2l-resnet-tests-")
+    config.stash[_TMPDIR] = (folder, os.environ.get("TMPDIR"))
+    os.environ["TMPDIR"] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder, before = config.stash.get(_TMPDIR, (None, None))
+    if folder is None:
+        return
+    if before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+_TMPDIR = pytest.StashKey[tuple[str, "str | None"]]()
