@@ -264,7 +264,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     _copy_notebooks(root)
     _write_selftests(root / SELFTEST_DIR)
     dirs = {name: tmp / name for name in ("runtime", "config", "data", "ipython",
-                                          "settings", "workspaces", "tmp")}
+                                          "settings", "workspaces")}
     for folder in dirs.values():
         folder.mkdir()
     # A student who answered "No" to the news question: no toast over the notebook.
@@ -287,7 +287,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "IPYTHONDIR": str(dirs["ipython"]),
         "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
         "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
-        "TMPDIR": str(dirs["tmp"]),   # the kernels' temporary files, in pytest's folder
     })
     token = secrets.token_hex(24)
     command = [sys.executable, "-m", "jupyter", "lab", str(root), "--no-browser",
