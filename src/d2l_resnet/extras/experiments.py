@@ -57,7 +57,7 @@ from d2l_resnet.devices import AVX2_CAPS, get_device, resolve_precision
 from d2l_resnet.model import init_weights, resnet18, small_image_net
 from d2l_resnet.profiles import Profile, get_profile
 from d2l_resnet.results import results_dir
-from d2l_resnet.train import evaluate_accuracy, set_seed, train, train_epoch
+from d2l_resnet.train import History, evaluate_accuracy, set_seed, train, train_epoch
 
 __all__ = [
     "DECAY_ALL",
@@ -349,14 +349,22 @@ def recipe_runs(variants: dict[str, dict[str, Any]] | None = None,
     return rows
 
 
+def _train_on_split(chosen: Profile, device: str, root: str | os.PathLike[str] | None
+                    ) -> tuple[nn.Module, Any, History]:
+    """ResNet-18 trained with ``chosen`` on its training split, scored on its validation
+    split every epoch: the network, the data and the history."""
+    data = load_data_for_profile(chosen, root=root, device=device)
+    net = resnet18()
+    history = train(net, data.train, None, device=device, recipe=chosen.recipe,
+                    val_iter=data.val, verbose=False, progress=False)
+    return net, data, history
+
+
 def _recipe_run(name: str, chosen: Profile, device: str,
                 root: str | os.PathLike[str] | None) -> tuple[list[dict[str, Any]], str]:
     """One run of :func:`recipe_runs`: its rows and a line for the log."""
-    data = load_data_for_profile(chosen, root=root, device=device)
-    net = resnet18()
+    net, data, history = _train_on_split(chosen, device, root)
     recipe = chosen.recipe
-    history = train(net, data.train, None, device=device, recipe=recipe, val_iter=data.val,
-                    verbose=False, progress=False)
     # The last epoch scored again with flip test-time augmentation, in float32.
     tta = evaluate_accuracy(net, data.val, channels_last=recipe.channels_last, flip_tta=True)
     last = len(history.epochs)
@@ -425,11 +433,8 @@ def tta_runs(seeds: Iterable[int] = (0, 1), views: Sequence[str] = tuple(TTA_VIE
 def _tta_run(chosen: Profile, views: tuple[str, ...], device: str,
              root: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
     """One run of :func:`tta_runs`: a row per set of views."""
-    data = load_data_for_profile(chosen, root=root, device=device)
-    net = resnet18()
+    net, data, history = _train_on_split(chosen, device, root)
     recipe = chosen.recipe
-    history = train(net, data.train, None, device=device, recipe=recipe, val_iter=data.val,
-                    verbose=False, progress=False)
     rows = []
     for name in views:
         flips, shifts = TTA_VIEWS[name]
