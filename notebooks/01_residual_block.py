@@ -74,7 +74,7 @@ SVG(function_classes_svg())
 # *difference*, the residual $\mathcal{F}(\mathbf{x}) = \mathcal{H}(\mathbf{x}) -
 # \mathbf{x}$, and adds the input back on a shortcut, so that $\mathcal{F}(\mathbf{x}) +
 # \mathbf{x}$ is what approximates $\mathcal{H}(\mathbf{x})$ (He et al. 2015). The block
-# of the course, as the original ResNet, puts a ReLU after the sum:
+# of the course, like the original ResNet, puts a ReLU after the sum:
 #
 # $$\mathbf{Y} = \mathrm{ReLU}\big(\mathcal{F}(\mathbf{X}) +
 # \mathrm{shortcut}(\mathbf{X})\big), \qquad \mathcal{F}(\mathbf{X}) =
@@ -100,13 +100,13 @@ SVG(residual_block_svg("identity"))
 show_source(Residual)
 
 # %% [markdown]
-# Compared with the course notebook's version, the package's `forward` computes the
-# same thing in the same order, in six lines, with one difference: it adds without
-# modifying `Y` in place (`Y + X` rather than `Y += X`). What the course notebook does
-# not have is in the constructor: a block whose identity shortcut could not be added to
-# its branch refuses to be built, with a message that says how to fix it (see below),
-# instead of failing later, at the first batch, with a broadcasting error from deep
-# inside PyTorch.
+# Compared with the course notebook's version, the package's `forward` computes the same
+# thing in the same order, in five lines where the course notebook has six: it adds
+# without modifying `Y` in place (`Y + X` rather than `Y += X`). What the course
+# notebook does not have is in the constructor: a block whose identity shortcut could
+# not be added to its branch refuses to be built, with a message that says how to fix it
+# (see below), instead of failing later, at the first batch, with a broadcasting error
+# from deep inside PyTorch.
 
 # %% [markdown]
 # ## Input and output of the same shape (输入和输出形状一致)
@@ -196,7 +196,7 @@ for input_channels, num_channels, strides in ((3, 6, 1), (3, 3, 2)):
 # When the shapes do match, the 1x1 convolution is allowed but not needed:
 # `Residual(3, 3, use_1x1conv=True)` works too, at the cost of a learned projection
 # where the identity would do. ResNet uses the projection only where the shape changes,
-# in the first block of a stage (notebook 2).
+# in the first block of each stage after the first (b3, b4 and b5; notebook 2).
 
 # %%
 assert Residual(3, 3, use_1x1conv=True)(X).shape == X.shape
@@ -207,14 +207,14 @@ assert Residual(3, 3, use_1x1conv=True)(X).shape == X.shape
 # Set the scale (`weight`, $\gamma$) of the block's last BatchNorm to zero. Its shift
 # $\beta$ starts at zero, so the residual branch outputs exactly zero whatever the
 # input, $\mathcal{F}(\mathbf{X}) = 0$, and the block computes $\mathrm{ReLU}(0 +
-# \mathbf{X}) = \mathrm{ReLU}(\mathbf{X})$. Inside ResNet every block receives the
-# output of a ReLU (the stem's, or the previous block's), which is non-negative, and
-# there $\mathrm{ReLU}(\mathbf{X}) = \mathbf{X}$: the block is exactly the identity, so
-# adding it leaves the network's function as it was (the nested classes above). This is
-# the `zero_init_residual` option of torchvision's ResNet (and of this package's
-# `init_weights(net, "kaiming")`): training grows each branch from zero. Checked on
-# inputs with negative values, in training and in evaluation mode, and on the same
-# inputs after a ReLU:
+# \mathbf{X}) = \mathrm{ReLU}(\mathbf{X})$. Inside ResNet every block receives a
+# non-negative input (the stem's max-pool of a ReLU's output, or the previous block's
+# ReLU output), and there $\mathrm{ReLU}(\mathbf{X}) = \mathbf{X}$: the block is exactly
+# the identity, so adding it leaves the network's function as it was (the nested classes
+# above). This is the `zero_init_residual` option of torchvision's ResNet (and of this
+# package's `init_weights(net, "kaiming")`): training grows each branch from zero.
+# Checked on inputs with negative values, in training and in evaluation mode, and on the
+# same inputs after a ReLU:
 
 # %%
 blk = Residual(3, 3)
