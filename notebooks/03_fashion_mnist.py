@@ -449,7 +449,7 @@ assert ratio[None] > ratio[96]                 # the gap shrinks at 96x96
 # operations on 200 KB of pixels, while the DataLoader makes 60,000 PIL images and
 # tensors per epoch in Python and ships every batch between processes. At 96x96 the gap
 # shrinks: the in-memory loader must now resize every batch, which makes its batches
-# about ten times as costly as at 28x28 (measured above), and it does so in one thread,
+# about 11 times as costly as at 28x28 (measured above), and it does so in one thread,
 # where the DataLoader has four worker processes. `python -m d2l_resnet bench data`
 # measures the same comparison over several whole epochs and prints the ratios.
 
