@@ -216,11 +216,12 @@ assert all(checks.values())
 # \Bigl(I + \frac{\partial \mathcal{F}(x_l)}{\partial x_l}\Bigr) \frac{\partial
 # x_l}{\partial w}.$$
 #
-# The second term is exactly the plain network's gradient (the source's step 3). The
-# first term, $\frac{\partial x_l}{\partial w}$, is the lower layers' own gradient, and
-# it arrives whatever $\mathcal{F}$ does: even if $\frac{\partial
-# \mathcal{F}(x_l)}{\partial x_l}$ is nearly zero, $w$ still gets a gradient. ($I$ is
-# the identity matrix; for scalars it is 1.)
+# The second term is exactly the plain network's gradient, the product above (the
+# source's $\frac{\partial y^{\prime}}{\partial w}$ of its step 2). The first term,
+# $\frac{\partial x_l}{\partial w}$, is the lower layers' own gradient, and it arrives
+# whatever $\mathcal{F}$ does: even if $\frac{\partial \mathcal{F}(x_l)}{\partial x_l}$
+# is nearly zero, $w$ still gets a gradient. ($I$ is the identity matrix; for scalars it
+# is 1.)
 
 # %% [markdown]
 # ## The general form: He et al. 2016, eq. 4-5 (一般形式)
@@ -416,14 +417,14 @@ assert all(checks.values())
 # (cross-entropy loss) gives $\|\partial E / \partial x_l\|$, the norm of the gradient
 # with respect to the input of layer $l$, for every layer: the quantity of eq. 5. The
 # computation is in float64. float32's smallest *normal* number is about $1.2 \cdot
-# 10^{-38}$; below it, *subnormal* numbers keep fewer and fewer significant bits down
-# to $1.4 \cdot 10^{-45}$, and anything smaller is 0. A deep plain stack's gradients go
-# below that range (checked after the table). Over 1000 layers that multiply the
-# gradient, the last rounding differences of the CPU's arithmetic grow too: capped at
-# AVX2, this CPU gives the 1000-layer plain stack with BatchNorm (default
+# 10^{-38}$; below it, *subnormal* numbers keep fewer and fewer significant bits down to
+# $1.4 \cdot 10^{-45}$, and anything smaller is 0. A deep plain stack's gradients fall
+# into that range, or below it (checked after the table). Over 1000 layers that multiply
+# the gradient, the last rounding differences of the CPU's arithmetic grow too: capped
+# at AVX2, this CPU gives the 1000-layer plain stack with BatchNorm (default
 # initialization) a ratio of $2 \cdot 10^{87}$ instead of $9 \cdot 10^{86}$, and the
-# number of threads changes it too. So the tests do not compare the table's digits;
-# what the text says of it is asserted after the figure, on every CPU.
+# number of threads changes it too. So the tests do not compare the table's digits; what
+# the text says of it is asserted after the figure, on every CPU.
 
 # %%
 show_source(layer_grad_norms)
@@ -478,9 +479,9 @@ print(f"loss of the 100-layer plain stack (default init) at initialization: {los
 # against $L - l$, the number of layers the gradient has traveled back from the output
 # (linear scale), so the layer nearest the output is at the left and the first layer
 # (marked with a dot) at the right. On these axes a gradient that changes by the same
-# factor at every layer draws a straight line, and the slope is that factor. As in every
-# figure of this notebook, plain networks are orange and residual ones blue; here the
-# stacks with BatchNorm are dashed.
+# factor at every layer draws a straight line, and its slope is the logarithm of that
+# factor. As in every figure of this notebook, plain networks are orange and residual
+# ones blue; here the stacks with BatchNorm are dashed.
 
 # %%
 panels = {f"{name} initialization": {kind: norms[init, kind, 100] for kind in KINDS}
@@ -646,14 +647,14 @@ show_source(small_image_net)
 # ResNet-56 and, for comparison, notebook 2's ResNet-18 and its plain twin (the same
 # layers without shortcuts), twice each (seeds 0 and 1). Every network gets the same
 # recipe: the course's (Nesterov SGD with a one-cycle learning rate, weight decay, label
-# smoothing 0.1, random horizontal flips) with He et al.'s peak rate of 0.1 at batches of
-# 128, for 15 epochs of 20,000 training images (about 2,350 steps), and the same
-# initialization: Kaiming weights and every BatchNorm scale at 1, so that a plain
-# network and its residual twin start alike (no branch starts at zero). Each seed draws
-# its own stratified subset of the training split and scores 5,000 held-out training
-# images (the validation split) after every epoch; the test set is never used. The
-# command writes `results/depth.csv` (per epoch) and `results/depth_curves.csv` (five
-# points per epoch):
+# smoothing 0.1, random horizontal flips) with He et al.'s peak rate of 0.1 at batches
+# of 128, for 15 epochs of 20,000 training images (about 2,350 steps), and the same
+# initialization: Kaiming weights in the convolutions and every BatchNorm scale at 1, so
+# that a plain network and its residual twin start alike (no branch starts at zero).
+# Each seed draws its own stratified subset of the training split and scores 5,000
+# held-out training images (the validation split) after every epoch; the test set is
+# never used. The command writes `results/depth.csv` (per epoch) and
+# `results/depth_curves.csv` (five points per epoch):
 
 # %%
 depth_rows, depth_meta = read_results("depth")           # one row per network, seed, epoch
@@ -826,14 +827,16 @@ fig
 # shattered gradient is a poor guide for gradient descent: what one step learns from an
 # input says little about its neighbors.
 #
-# Measured on He et al.'s family at initialization, as trained above (Kaiming weights,
-# BatchNorm in training mode), on 32 training images, at depths from 8 to 110 layers:
+# Measured on He et al.'s family at initialization, as trained above (Kaiming weights in
+# the convolutions, BatchNorm in training mode), on 32 training images, at depths from 8
+# to 110 layers:
 #
-# - the ratio of the gradient norms at the first and the last block's input,
-#   $\|\partial E/\partial x_0\| / \|\partial E/\partial x_{\text{last}}\|$, as in the
-#   fully connected stacks (the two tensors differ in shape, $16 \times 28 \times 28$
-#   and $64 \times 7 \times 7$ numbers, so a gradient of the same size per number would
-#   give a ratio of 2), and
+# - the ratio of the gradient norms at the first and the last block's input, $\|\partial
+#   E/\partial x_0\| / \|\partial E/\partial x_{\text{last}}\|$, as in the fully
+#   connected stacks (the two tensors differ in shape, $16 \times 28 \times 28$ and,
+#   from 14 layers on, $64 \times 7 \times 7$ numbers ($32 \times 14 \times 14$ at 8
+#   layers), so a gradient of the same size per number would give a ratio of 2
+#   ($\sqrt{2}$ at 8 layers)), and
 # - the correlation between $\partial E/\partial x$ at an image $x$ and at $x + 0.01\,z$,
 #   $z$ standard normal noise (the pixels are standardized, so the noise is a hundredth of
 #   their spread): `gradient_correlation`, the mean over the 32 images.
@@ -894,7 +897,7 @@ fig
 # residual networks' correlation falls slowly, to 0.54 at 56 layers and 0.48 at 110.
 #
 # **What this explains, and what it does not.** A gradient that is unrelated from one
-# input to its neighbour is a poor guide for a step of gradient descent: the step that
+# input to its neighbor is a poor guide for a step of gradient descent: the step that
 # lowers the loss on a batch of images says little about the images next to them. That
 # fits He et al.'s conjecture that deep plain networks converge exponentially slowly,
 # and it fits what was measured here: the plain network that degrades is the one whose
