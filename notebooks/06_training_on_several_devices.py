@@ -154,7 +154,8 @@ assert gap("train mode") > 1e-2
 # The statistics themselves, for the first BatchNorm of ResNet-18 (64 channels, after
 # the 7x7 convolution): the mean each rank computes from its own 8 images differs from
 # the mean of all 16, while the mean computed from the *sums* of both ranks (one
-# all-reduce of the per-channel sums, sums of squares and counts) is the whole batch's.
+# all-reduce of the per-channel sums and sums of squares, and one of the counts) is the
+# whole batch's.
 
 # %%
 stats = spawn(batchnorm_statistics, X, nprocs=2)
@@ -210,10 +211,10 @@ print("train mode, synchronized: averaged gradient = whole batch's gradient:",
 # the quick profile (4,096 training and 1,024 test images, 2 epochs), also when this
 # notebook runs in the course profile: one run of the course profile takes 5 to 21
 # minutes on two cores, by processor (notebook 4, appendix A), and two processes are
-# slower. The seed and the global batch are the same; each of the two processes
-# takes 64 of every 128 examples, with BatchNorm synchronized, and computes with one
-# thread (`torchrun` shares the machine's cores out among the processes). The run
-# writes its history as JSON (`--history`), which is read back here.
+# slower. The seed and the global batch are the same; each of the two processes takes 64
+# of every 128 examples, with BatchNorm synchronized, and computes with one thread (the
+# package shares a machine's cores out among its processes: `threads_per_process`). The
+# run writes its history as JSON (`--history`), which is read back here.
 
 # %% tags=["nbval-ignore-output"]
 with tempfile.TemporaryDirectory() as folder:
@@ -265,7 +266,7 @@ if not profile.quick:          # the committed run, as the text below says
 # same floating-point order: a gradient computed in two halves and all-reduced is added
 # up differently from one computed at once. In the quick profile's two short epochs, at
 # a peak learning rate of 0.2, such rounding differences grow from step to step (in
-# float32 as in bfloat16), so the curves part in the second epoch and the final test
+# float32 as in bfloat16), so the curves part within the first epoch and the final test
 # accuracies can differ by a point or so, as they do above (exercise 4 tries the same
 # with one process and two thread counts). Without synchronized BatchNorm the two
 # processes would compute something else: a network normalized over 64 examples at a
@@ -314,10 +315,10 @@ for what, command in commands.items():
 # each process waits at most `D2L_RESNET_DIST_TIMEOUT` seconds (default 60) for the
 # others in any exchange, and a process that cannot reach them stops with a message that
 # says what to check. `tests/test_distributed.py` runs two "machines" on one, over
-# loopback, and checks that they compute the same numbers as two processes of one
-# machine; it also kills a process in the middle of a run and checks that `torchrun
-# --max-restarts` resumes it to the same final metrics as a run that was never
-# interrupted.
+# loopback, and then two processes on one machine, one of which it kills in the middle
+# of the run: `torchrun --max-restarts` restarts both, they resume from the checkpoint,
+# and the run must end with exactly the final metrics of the two "machines", which were
+# never interrupted.
 #
 # To scale up as the book does (a larger global batch with more devices), pass it:
 # `--batch-size 512 --lr 0.4` (the course's batch 256 and lr 0.2, both doubled).

@@ -97,7 +97,7 @@ def batchnorm_statistics(X: torch.Tensor, seed: int = 0) -> dict[str, torch.Tens
         ``"own_mean"``, ``"own_var"``: from this rank's share of ``X`` only, what
         ``nn.BatchNorm2d`` uses in each process of a data-parallel run;
         ``"synced_mean"``, ``"synced_var"``: from the sums over all ranks' shares (two
-        all-reduces: of the sums and of the sums of squares, with the counts), what
+        all-reduces: one of the sums and sums of squares, one of the counts), what
         ``SyncBatchNorm`` computes. Alone, both are the whole batch's.
     """
     torch.manual_seed(seed)
