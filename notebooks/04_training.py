@@ -16,9 +16,9 @@
 # %% [markdown]
 # # 4. Training ResNet-18 on Fashion-MNIST (训练)
 #
-# The course notebook ends with a `train` function and one run of it. This notebook
-# trains the same ResNet-18 on the same 28x28 images, and looks at each part on the
-# way:
+# The course notebook's code ends with a `train` function and one run of it. This
+# notebook trains the same ResNet-18 on the same 28x28 images, and looks at each part on
+# the way:
 #
 # - the training loop itself: one epoch is a short function, and `train` runs it;
 # - scoring the whole test set, which the source's evaluation does not do;
@@ -283,7 +283,7 @@ print("peak lr 0.05 vs 0.1:", effect(1, "lr 0.05", START))
 
 # %% [markdown]
 # Dropping both costs about 0.02, ten standard errors: the largest effect in the table.
-# The peak rate matters less: 0.2 did better than 0.1 from both seeds, by about two
+# The peak rate matters less: 0.2 did better than 0.1 from both seeds, by 2.4
 # standard errors; but it is the best of a dozen comparisons, among which one such
 # difference may well arise by chance alone, so it is a hint rather than a finding. The
 # course takes it, and round 3 (below) found nothing better above it.
@@ -347,9 +347,9 @@ print(f"Xavier vs Kaiming, peak lr 0.2 (round 2 against round 1's lr 0.2), with 
 # Training images are mirrored left to right at random (notebook 3): a mirrored shirt is
 # still a shirt, so the network learns that the side does not matter. At test time the
 # network then scores each image and its mirror image, and the two scores are averaged
-# (*test-time augmentation*; Krizhevsky et al. 2012 averaged ten crops and their
-# reflections): two looks at the same garment, whose errors partly cancel. *Dive into
-# Deep Learning*: "图像增广" (Image Augmentation).
+# (*test-time augmentation*; Krizhevsky et al. 2012 averaged ten views: five crops and
+# their reflections): two looks at the same garment, whose errors partly cancel. *Dive
+# into Deep Learning*: "图像增广" (Image Augmentation).
 
 # %%
 print("no flips in training vs the start:", effect(1, "no flips", START))
@@ -386,7 +386,7 @@ display(plot_val_curves(rounds[3][0], [t["variant"] for t in tables[3]], ylim=(0
 # GPU), 10 epochs give up 0.003, a little more than one standard error: within the
 # noise of two seeds.
 #
-# Those 0.003 matter here: the course aims at 0.93 on the test set, and 0.9327 on
+# That 0.003 matters here: the course aims at 0.93 on the test set, and 0.9327 on
 # validation leaves little margin. Round 4 therefore trained 10 epochs against 13, the
 # most that fit in a quarter of an hour with a minute to spare on an AVX2 laptop at the
 # time (10 epochs took 10.4 minutes, so 13 about 13.5; appendix A has today's runs),
@@ -418,7 +418,7 @@ assert get_profile("course").recipe.num_epochs == epochs   # the profile follows
 # well as any of rounds 3 and 4: **10 epochs at a peak rate of 0.2**, two thirds of the
 # time of 15. (Seeds 0 and 1 of 10 epochs repeat round 3's two runs: the same loss and
 # validation accuracy at every epoch. Their accuracies with flips, scored afterwards in
-# float32, differ in the fourth decimal, 0.9308 and 0.9354 against round 3's 0.9298 and
+# float32, differ by up to 0.001, 0.9308 and 0.9354 against round 3's 0.9298 and
 # 0.9356; the cause was not found.)
 #
 # ### Random erasing and stronger smoothing (随机擦除与更强的标签平滑)
@@ -463,12 +463,12 @@ kept = get_profile("course")
 assert kept.data.erase == 0 and kept.recipe.label_smoothing == 0.1
 
 # %% [markdown]
-# None of the three helps. Random erasing scored 0.0012 lower with 10 epochs and
-# 0.0004 higher with 12; label smoothing 0.2 scored what 0.1 did. All three differences
-# are well inside two standard errors. The course recipe itself scored 0.9321 with flips
-# on the GPU, against 0.9322 from four seeds on the CPU in round 4 (both in bfloat16):
-# two machines, the same figure. At this budget the recipe seems to sit on a plateau
-# near 0.932 on validation.
+# None of the three helps. Random erasing scored 0.0012 lower with 10 epochs and 0.0004
+# higher with 12; label smoothing 0.2 scored what 0.1 did. None of the three differences
+# reaches two standard errors. The course recipe itself scored 0.9321 with flips on the
+# GPU, against 0.9322 from four seeds on the CPU in round 4 (both in bfloat16): two
+# machines, the same figure. At this budget the recipe seems to sit on a plateau near
+# 0.932 on validation.
 #
 # ### A slightly larger input (稍大的输入)
 #
@@ -688,17 +688,17 @@ print(f"difference of the means {means[0] - means[1]:+.4f}; its standard error "
       f"{math.hypot(*errors):.4f}")
 
 # %% [markdown]
-# On this CPU the recipe averages 0.927 on the test set, its six seeds within 0.002 of
-# each other, and 0.006 below its 0.933 on validation; of all fourteen runs only one, a
-# GPU seed of the earlier recipe, reached 0.93. Part of the gap is the sampling of two
-# small sets: one standard error of the difference between a sample of 5,000 images
-# and one of 10,000 is $\sqrt{0.0036^2 + 0.0026^2} \approx 0.0044$. Part of it is
-# choosing: the figure on validation is that of the variant that won there, and a
-# winner tends to have been a little lucky on the set it won on. The test set cannot
-# check round 7's 0.001: the earlier recipe's eight runs average 0.0013 higher, 1.4
-# standard errors of the difference, but on another machine. The honest figure for
-# the recipe is its mean on the test set, not its luckiest seed, and choosing the seed
-# by its test score would turn the test set into another validation set.
+# On the 2-core Xeon, in bfloat16, the recipe averages 0.927 on the test set, its six
+# seeds within 0.002 of each other, and 0.006 below its 0.933 on validation; of all
+# fourteen runs only one, a GPU seed of the earlier recipe, reached 0.93. Part of the
+# gap is the sampling of two small sets: one standard error of the difference between a
+# sample of 5,000 images and one of 10,000 is $\sqrt{0.0036^2 + 0.0026^2} \approx
+# 0.0044$. Part of it is choosing: the figure on validation is that of the variant that
+# won there, and a winner tends to have been a little lucky on the set it won on. The
+# test set cannot check round 7's 0.001: the earlier recipe's eight runs average 0.0013
+# higher, 1.4 standard errors of the difference, but on another machine. The honest
+# figure for the recipe is its mean on the test set, not its luckiest seed, and choosing
+# the seed by its test score would turn the test set into another validation set.
 #
 # For comparison, the source trains for 10 epochs at lr 0.9 and scores one batch of
 # the test set; the book's ResNet section (d2l-zh, "残差网络（ResNet）") trains 10
@@ -912,7 +912,7 @@ for name in ("course_cpu_native", "course_cpu_avx2"):
           f"{run['machine']['instruction_set']}, {run['machine']['threads']} threads")
 
 # %% [markdown]
-# The two runs are the same processor: with its native bfloat16, and capped at AVX2,
+# The two runs used the same processor: with its native bfloat16, and capped at AVX2,
 # computing in float32 as most laptops would, in about twice the time. Their test
 # accuracies differ by 0.0016, inside the range of the six bfloat16 seeds above
 # (0.0020) and the spread of the eight GPU runs (one run's standard deviation 0.0025).
