@@ -527,6 +527,9 @@ def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[P
                          "stem")
     device = get_device(options.get("device", "cpu" if name == "lr" else None))
     options["device"] = device
+    # Every experiment but lr trains with a profile's recipe (the course's unless given).
+    precision = str(resolve_precision(
+        options.get("profile", get_profile("course")).recipe.precision, device))
     started = time.perf_counter()
     if name == "lr":
         tables = {"source_lr": source_lr_runs(**options)}
@@ -534,19 +537,14 @@ def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[P
     elif name == "recipe":
         round_ = options.pop("round", 1)
         tables = {f"recipe_round{round_}": recipe_runs(**options)}
-        precision = str(resolve_precision(
-            options.get("profile", get_profile("course")).recipe.precision, device))
     elif name == "tta":
         tables = {"tta": tta_runs(**options)}
-        precision = (str(resolve_precision(get_profile("course").recipe.precision, device))
-                     + "; scored in fp32")
+        precision += "; scored in fp32"
     elif name == "stem":
         tables = {"stem": depth_runs(**options)[0]}
-        precision = str(resolve_precision(get_profile("course").recipe.precision, device))
     else:
         per_epoch, curves = depth_runs(**options)
         tables = {"depth": per_epoch, "depth_curves": curves}
-        precision = str(resolve_precision(get_profile("course").recipe.precision, device))
     meta = {"command": "python -m d2l_resnet " + " ".join(sys.argv[1:]),
             "experiment": name, "options": {k: _plain(v) for k, v in options.items()
                                             if k not in ("log", "root")},
