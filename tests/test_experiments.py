@@ -57,6 +57,18 @@ def test_recipe_runs_score_the_validation_split_every_epoch_and_flips_at_the_end
     assert table[0]["mean"] == pytest.approx(float(rows[1]["val_acc"]))
 
 
+def test_a_variant_can_train_its_last_epochs_without_augmentation() -> None:
+    tiny = get_profile("quick").replace(train_subset=384, batch_size=128, num_epochs=2)
+    rows = recipe_runs({"a": {}, "b": {"plain_epochs": 1}}, seeds=[0], profile=tiny,
+                       validation=256, device="cpu")
+    loss = {(r["variant"], r["epoch"]): r["train_loss"] for r in rows}
+    assert loss["a", 1] == loss["b", 1]         # the same first epoch, flips and all
+    assert loss["a", 2] != loss["b", 2]         # the second on other (unflipped) images
+    with pytest.raises(ValueError, match="plain_epochs must be from 0 to num_epochs - 1"):
+        recipe_runs({"c": {"plain_epochs": 2}}, seeds=[0], profile=tiny, validation=256,
+                    device="cpu")
+
+
 def test_tta_runs_score_one_network_per_seed_with_each_set_of_views() -> None:
     tiny = get_profile("quick").replace(train_subset=384, test_subset=64, batch_size=128,
                                         num_epochs=1)

@@ -10,8 +10,10 @@ command (``python -m d2l_resnet experiment NAME``):
   trains its two winners together, rounds 3 and 4 try shorter schedules (round 4 from
   four seeds, ``--seeds 4``), round 5 random erasing and stronger label smoothing (eight
   seeds, on a GPU), round 6 images resized to 32x32, round 7 no weight decay on the
-  biases and BatchNorm (six seeds each). Every choice of the ``course`` profile is read
-  off these tables. (``results/recipe_roundN.csv``)
+  biases and BatchNorm (six seeds each), round 8 screens the last epoch without flips
+  and batches of 128 for a gain large enough to reach 0.93 on the test set (two seeds
+  each). Every choice of the ``course`` profile is read off these tables.
+  (``results/recipe_roundN.csv``)
 - ``tta``: the course recipe trained once per seed on the same 55,000 images, its
   network scored on the validation split with several sets of test-time views (the
   image, its mirror, shifted copies): which views help, on the same weights?
@@ -63,6 +65,7 @@ __all__ = [
     "DECAY_ALL",
     "DEPTH_NETWORKS",
     "RECIPE_ROUNDS",
+    "RUN_SETTINGS",
     "START",
     "STEM_NETWORKS",
     "TTA_VIEWS",
@@ -88,8 +91,9 @@ START: dict[str, Any] = {"lr": 0.1, "num_epochs": 15, **DECAY_ALL}
 #: setting of the starting point at a time; round 2 trains its two winners together;
 #: round 3 tries shorter schedules; round 4 weighs 10 epochs against 13; round 5 tries
 #: changes that cost (almost) nothing per example; round 6 a slightly larger input; round
-#: 7 weight decay on the weights of convolutions and linear layers only.
-#: (Every run is scored with and without flip test-time augmentation.)
+#: 7 weight decay on the weights of convolutions and linear layers only; round 8 screens
+#: for a gain large enough to reach 0.93 on the test set. (Every run is scored with and
+#: without flip test-time augmentation.)
 RECIPE_ROUNDS: dict[int, dict[str, dict[str, Any]]] = {
     1: {
         "start: lr 0.1, Kaiming init": START,
@@ -148,7 +152,24 @@ RECIPE_ROUNDS: dict[int, dict[str, dict[str, Any]]] = {
         "course recipe": DECAY_ALL,
         "no bias decay": {"bias_decay": False},
     },
+    # Round 8: can a change that is free per example lift the course to 0.93 on the test
+    # set? The recipe's 0.933 on validation (with flips) has come with 0.926 to 0.928 on
+    # the test set: 0.93 needs some 0.003 more. Two seeds each screen for a gain that
+    # large: the last epoch on the images as they are (no flips), and batches of 128 at
+    # half the peak rate (twice the steps, at the rate per example of Goyal et al.'s
+    # linear scaling, 2017). The rule, written down before the runs: a candidate goes on
+    # to six seeds only if its mean with flips beats the recipe's by 0.0015 or more.
+    8: {
+        "course recipe": {},
+        "last epoch without flips": {"plain_epochs": 1},
+        "batch 128, lr 0.1": {"batch_size": 128, "lr": 0.1},
+    },
 }
+
+#: A variant's settings that belong to the experiment, not to a profile: ``plain_epochs``,
+#: the last epochs trained on the images without augmentation.
+RUN_SETTINGS = ("plain_epochs",)
+
 
 def resnet18_small_stem() -> nn.Sequential:
     """ResNet-18 with the stem He et al. use for small images (CIFAR-10): a 3x3
@@ -317,7 +338,7 @@ def recipe_runs(variants: dict[str, dict[str, Any]] | None = None,
 
     Args:
         variants: Name to the settings it changes (default: round 1 of
-            :data:`RECIPE_ROUNDS`).
+            :data:`RECIPE_ROUNDS`): a profile's, or ``plain_epochs``.
         seeds: Each variant is trained once per seed.
         profile: The profile varied (default ``course``).
         validation: Images held out of the training set and scored (the test set is
@@ -337,8 +358,9 @@ def recipe_runs(variants: dict[str, dict[str, Any]] | None = None,
     runs = [(name, changes, seed) for name, changes in variants.items() for seed in seeds]
     # Trained without test-time flips, so that every curve is comparable; the last
     # epoch is scored both ways.
-    calls = [(name, base.replace(**{**changes, "flip_tta": False}, seed=seed,
-                                 validation=validation), device, root)
+    calls = [(name, base.replace(**{k: v for k, v in changes.items() if k not in RUN_SETTINGS},
+                                 flip_tta=False, seed=seed, validation=validation),
+              device, root, changes.get("plain_epochs", 0))
              for name, changes, seed in runs]
     rows: list[dict[str, Any]] = []
     for (name, _, seed), (run_rows, line) in zip(runs, _in_processes(_recipe_run, calls, jobs),
@@ -349,21 +371,32 @@ def recipe_runs(variants: dict[str, dict[str, Any]] | None = None,
     return rows
 
 
-def _train_on_split(chosen: Profile, device: str, root: str | os.PathLike[str] | None
-                    ) -> tuple[nn.Module, Any, History]:
+def _train_on_split(chosen: Profile, device: str, root: str | os.PathLike[str] | None,
+                    plain_epochs: int = 0) -> tuple[nn.Module, Any, History]:
     """ResNet-18 trained with ``chosen`` on its training split, scored on its validation
-    split every epoch: the network, the data and the history."""
+    split every epoch: the network, the data and the history. The last ``plain_epochs``
+    epochs train on the images without augmentation."""
+    if not 0 <= plain_epochs < chosen.recipe.num_epochs:
+        raise ValueError(f"plain_epochs must be from 0 to num_epochs - 1 "
+                         f"({chosen.recipe.num_epochs - 1}), got {plain_epochs}")
     data = load_data_for_profile(chosen, root=root, device=device)
     net = resnet18()
+    last_augmented = chosen.recipe.num_epochs - plain_epochs
+
+    def stop_augmenting(history: History) -> None:
+        if len(history.epochs) >= last_augmented:
+            data.train.augment = False      # read when the next epoch starts
+
     history = train(net, data.train, None, device=device, recipe=chosen.recipe,
-                    val_iter=data.val, verbose=False, progress=False)
+                    val_iter=data.val, verbose=False, progress=False,
+                    on_update=stop_augmenting if plain_epochs else None)
     return net, data, history
 
 
-def _recipe_run(name: str, chosen: Profile, device: str,
-                root: str | os.PathLike[str] | None) -> tuple[list[dict[str, Any]], str]:
+def _recipe_run(name: str, chosen: Profile, device: str, root: str | os.PathLike[str] | None,
+                plain_epochs: int = 0) -> tuple[list[dict[str, Any]], str]:
     """One run of :func:`recipe_runs`: its rows and a line for the log."""
-    net, data, history = _train_on_split(chosen, device, root)
+    net, data, history = _train_on_split(chosen, device, root, plain_epochs)
     recipe = chosen.recipe
     # The last epoch scored again with flip test-time augmentation, in float32.
     tta = evaluate_accuracy(net, data.val, channels_last=recipe.channels_last, flip_tta=True)
