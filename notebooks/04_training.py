@@ -200,13 +200,14 @@ show_source(evaluate_accuracy)
 #
 # `python -m d2l_resnet experiment recipe --round N` trains variants of the recipe on
 # the other 55,000 images, from two seeds each (four in round 4, eight in round 5, six
-# in rounds 6 and 7), and records the validation accuracy after every epoch, and after the
-# last also with test-time flips (below). Round 1 started from a peak rate of 0.1 and 15
-# epochs and changed one thing at a time; round 2 tried its two winners together;
+# in rounds 6 and 7), and records the validation accuracy after every epoch, and after
+# the last also with test-time flips (below). Round 1 started from a peak rate of 0.1 and
+# 15 epochs and changed one thing at a time; round 2 tried its two winners together;
 # rounds 3 and 4 tried shorter schedules; round 5 tried changes that cost nothing per
-# image, round 6 a slightly larger input, and round 7 weight decay on fewer parameters
-# (all three at the end of this section, followed by more looks at test time). The
-# variants of rounds 1 to 4:
+# image, round 6 a slightly larger input, round 7 weight decay on fewer parameters, and
+# round 8 two more free changes, screened for a gain large enough to reach 0.93 on the
+# test set (rounds 5 to 7 at the end of this section, then more looks at test time, then
+# round 8). The variants of rounds 1 to 4:
 
 # %%
 rounds = {n: read_results(f"recipe_round{n}") for n in (1, 2, 3, 4)}
@@ -604,6 +605,51 @@ assert course_scoring["flip_tta"] and "shifts" not in course_scoring
 # network never trained on a shifted image (round 1 found shifts in training no help),
 # so a shifted copy is unlike the images it learned from, while a mirror image is what
 # it saw half the time.
+#
+# ### Enough for 0.93? (够到 0.93 吗？)
+#
+# The recipe scores 0.933 on the validation split, but its runs on all 60,000 training
+# images have scored 0.926 to 0.928 on the test set (the six seeds under "Training",
+# below): to reach 0.93 there, a change must add some 0.003. Round 8 screened two more
+# changes that cost no arithmetic per image, two seeds each, for a gain that large:
+#
+# - **the last epoch without flips**: the network ends its training on the images as
+#   the test set holds them, unflipped;
+# - **batches of 128 at a peak rate of 0.1**: twice the steps, each with half the
+#   images and half the rate, so the same rate per image (Goyal et al., "Accurate,
+#   Large Minibatch SGD", 2017, scale the rate with the batch size).
+#
+# The rule, fixed before the round ran: a candidate goes on to six seeds only if its
+# mean with flips beats the recipe's by at least 0.0015, half the gain needed.
+
+# %%
+rows8, meta8 = read_results("recipe_round8")
+eight = {t["variant"]: t for t in recipe_table(rows8)}
+sd8 = seed_spread(list(eight.values()), key="val_acc_flip_tta")
+se8 = sd8                                 # the difference of two means of two seeds
+screened = []
+for name, t in eight.items():
+    line = (f"round 8: {name:<25} with flips "
+            f"{' '.join(f'{v:.4f}' for v in t['val_acc_flip_tta'])}, "
+            f"mean {t['mean_flip_tta']:.4f}")
+    if name != "course recipe":
+        gain = t["mean_flip_tta"] - eight["course recipe"]["mean_flip_tta"]
+        line += f", {gain:+.4f} ({gain / se8:+.1f} standard errors)"
+        if gain >= 0.0015:
+            screened.append(name)
+    print(line)
+print(f"one run's standard deviation with flips: {sd8:.4f}")
+print(f"{meta8['command']} ({meta8['precision']}, {meta8['machine']['processor']}, "
+      f"{meta8['seconds'] / 60:.0f} minutes)")
+assert not screened                       # neither comes near the gain 0.93 needs
+
+# %% [markdown]
+# Neither comes near it. Ending on unflipped images scored the recipe's mean exactly,
+# 0.9332 with flips, and batches of 128 scored 0.0033 less, three standard errors: twice
+# the steps at half the rate did worse, not better. (Round 8 ran in float32 on a 2-core
+# AMD EPYC; its two runs of the recipe are within noise of round 7's six in bfloat16 on
+# the Xeon, 0.9328.) Neither goes on to six seeds, and the recipe stays as it is: no
+# change tried, free per image, has added the 0.003 that 0.93 on the test set needs.
 #
 # The course recipe, as the `course` profile holds it:
 
