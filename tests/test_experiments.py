@@ -64,7 +64,7 @@ def test_a_variant_can_train_its_last_epochs_without_augmentation() -> None:
     loss = {(r["variant"], r["epoch"]): r["train_loss"] for r in rows}
     assert loss["a", 1] == loss["b", 1]         # the same first epoch, flips and all
     assert loss["a", 2] != loss["b", 2]         # the second on other (unflipped) images
-    with pytest.raises(ValueError, match="plain_epochs must be from 0 to num_epochs - 1"):
+    with pytest.raises(ValueError, match="plain_epochs of 'c' must be from 0 to num_epochs - 1"):
         recipe_runs({"c": {"plain_epochs": 2}}, seeds=[0], profile=tiny, validation=256,
                     device="cpu")
 

@@ -65,7 +65,6 @@ __all__ = [
     "DECAY_ALL",
     "DEPTH_NETWORKS",
     "RECIPE_ROUNDS",
-    "RUN_SETTINGS",
     "START",
     "STEM_NETWORKS",
     "TTA_VIEWS",
@@ -165,10 +164,6 @@ RECIPE_ROUNDS: dict[int, dict[str, dict[str, Any]]] = {
         "batch 128, lr 0.1": {"batch_size": 128, "lr": 0.1},
     },
 }
-
-#: A variant's settings that belong to the experiment, not to a profile: ``plain_epochs``,
-#: the last epochs trained on the images without augmentation.
-RUN_SETTINGS = ("plain_epochs",)
 
 
 def resnet18_small_stem() -> nn.Sequential:
@@ -338,7 +333,8 @@ def recipe_runs(variants: dict[str, dict[str, Any]] | None = None,
 
     Args:
         variants: Name to the settings it changes (default: round 1 of
-            :data:`RECIPE_ROUNDS`): a profile's, or ``plain_epochs``.
+            :data:`RECIPE_ROUNDS`): a profile's, or ``plain_epochs``, the last epochs
+            trained on the images without augmentation.
         seeds: Each variant is trained once per seed.
         profile: The profile varied (default ``course``).
         validation: Images held out of the training set and scored (the test set is
@@ -356,12 +352,17 @@ def recipe_runs(variants: dict[str, dict[str, Any]] | None = None,
     base = get_profile("course") if profile is None else profile
     device = str(get_device(device))
     runs = [(name, changes, seed) for name, changes in variants.items() for seed in seeds]
-    # Trained without test-time flips, so that every curve is comparable; the last
-    # epoch is scored both ways.
-    calls = [(name, base.replace(**{k: v for k, v in changes.items() if k not in RUN_SETTINGS},
-                                 flip_tta=False, seed=seed, validation=validation),
-              device, root, changes.get("plain_epochs", 0))
-             for name, changes, seed in runs]
+    calls = []
+    for name, changes, seed in runs:
+        settings = dict(changes)
+        plain_epochs = settings.pop("plain_epochs", 0)
+        # Trained without test-time flips, so that every curve is comparable; the last
+        # epoch is scored both ways.
+        chosen = base.replace(**settings, flip_tta=False, seed=seed, validation=validation)
+        if not 0 <= plain_epochs < chosen.recipe.num_epochs:
+            raise ValueError(f"plain_epochs of {name!r} must be from 0 to num_epochs - 1 "
+                             f"({chosen.recipe.num_epochs - 1}), got {plain_epochs}")
+        calls.append((name, chosen, device, root, plain_epochs))
     rows: list[dict[str, Any]] = []
     for (name, _, seed), (run_rows, line) in zip(runs, _in_processes(_recipe_run, calls, jobs),
                                                  strict=True):
@@ -376,9 +377,6 @@ def _train_on_split(chosen: Profile, device: str, root: str | os.PathLike[str] |
     """ResNet-18 trained with ``chosen`` on its training split, scored on its validation
     split every epoch: the network, the data and the history. The last ``plain_epochs``
     epochs train on the images without augmentation."""
-    if not 0 <= plain_epochs < chosen.recipe.num_epochs:
-        raise ValueError(f"plain_epochs must be from 0 to num_epochs - 1 "
-                         f"({chosen.recipe.num_epochs - 1}), got {plain_epochs}")
     data = load_data_for_profile(chosen, root=root, device=device)
     net = resnet18()
     last_augmented = chosen.recipe.num_epochs - plain_epochs
