@@ -54,6 +54,12 @@ SEARCHES = ["BatchNorm", "残差块"]
 RAW_MATH = re.compile(r"\$|\\[()\[\]]|\\[A-Za-z]+")
 CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 RUN_INFO = re.compile(r"^profile [\w-]+ \| d2l_resnet ", re.M)
+# True once MathJax 2 has typeset every formula of the page (or marked it as an error).
+MATH_TYPESET = """() => [...document.querySelectorAll('.math.notranslate')].every(math => {
+    const scripts = [...math.querySelectorAll('script[type^="math/"]')];
+    return scripts.length > 0 && scripts.every(s => s.MathJax && (s.MathJax.error
+        || s.MathJax.state === MathJax.ElementJax.STATE.PROCESSED));
+})"""
 
 
 @functools.cache
@@ -182,12 +188,15 @@ class PageVisit:
             (f"{r.url[:120]} ({r.failure})", r.failure, made_from.get(r, ""))))
         self.page.goto(url, wait_until="load")
         if self.page.evaluate("typeof window.MathJax !== 'undefined'"):
-            # MathJax's queue runs in order, after its startup and first typesetting: a
-            # callback queued now runs when every typesetting queued so far is done.
-            self.page.evaluate("MathJax.Hub.Queue(() => "
-                               "document.documentElement.dataset.mathjax = 'done')")
-            self.page.wait_for_function("document.documentElement.dataset.mathjax === 'done'",
-                                        timeout=60_000)
+            # Done when every formula Sphinx wrote (class "math notranslate") holds the
+            # script MathJax made of it, typeset by the output jax. MathJax's own signals
+            # (its queue, the startup's End hook) can fire while a jax it loads late is
+            # still at work, which a busy machine showed twice.
+            from playwright.sync_api import TimeoutError as PlaywrightTimeout
+            try:
+                self.page.wait_for_function(MATH_TYPESET, timeout=120_000)
+            except PlaywrightTimeout:
+                pytest.fail(f"{url}: MathJax had not typeset every formula after 120 s")
         # What the typeset math asks for (fonts above all) loads after MathJax is done.
         self.page.evaluate("document.fonts.ready.then(() => true)")
         self.page.wait_for_load_state("networkidle")

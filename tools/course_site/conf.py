@@ -32,6 +32,7 @@ html_theme_options = {"home_page_in_toc": True, "use_fullscreen_button": False,
 html_context = {"default_mode": "auto"}  # light or dark, as the reader's system is
 html_sourcelink_suffix = ""  # downloads: _sources/01_residual_block.ipynb, not .ipynb.txt
 html_static_path = ["static"]
+html_favicon = "static/favicon.svg"  # the residual sum; without one, browsers ask for /favicon.ico
 html_css_files = ["course.css"]
 html_js_files = ["course.js"]
 
