@@ -4,7 +4,7 @@ The notebooks import everything they reuse from here, so each idea is written on
 The teaching core, in the order the course meets it:
 
 - :mod:`d2l_resnet.model`: ``Residual``, ``resnet_block``, ``resnet18`` (and its plain
-  twin), He et al.'s small-image networks, their initialisation, a layer-by-layer
+  twin), He et al.'s small-image networks, their initialization, a layer-by-layer
   summary; an appendix for CPU speed (the matrix-product convolution).
 - :mod:`d2l_resnet.data`: Fashion-MNIST: finding and verifying the files, the source's
   DataLoader, the fast in-memory loader with its validation split.

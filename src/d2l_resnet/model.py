@@ -1,4 +1,4 @@
-"""The residual block, ResNet-18 as in the course notebook, its initialisation, and a
+"""The residual block, ResNet-18 as in the course notebook, its initialization, and a
 layer-by-layer summary.
 
 Names follow the source notebook and the book (`input_channels`, `num_channels`,
@@ -251,7 +251,7 @@ def small_image_net(depth: int, residual: bool = True, num_classes: int = 10,
                          nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
                          nn.Linear(64, num_classes))
 
-# -- initialisation -------------------------------------------------------------------
+# -- initialization -------------------------------------------------------------------
 
 INITS = ("xavier", "kaiming", "default")
 
@@ -274,7 +274,7 @@ def init_weights(net: nn.Module, scheme: str = "xavier", *, zero_init_residual: 
             branch started at zero, so each block starts as the identity (Goyal et al.
             2017; torchvision's ``zero_init_residual``): the signal passes unchanged
             through the shortcuts at first, which lets a short run use a large rate.
-            ``"default"``: PyTorch's initialisation.
+            ``"default"``: PyTorch's initialization.
         zero_init_residual: With ``"kaiming"``, start each residual branch at zero
             (False: every BatchNorm scale at 1, as He et al. 2015).
 

@@ -132,11 +132,11 @@ def family_styles(
     lines: Mapping[str, tuple[str, int]],
     families: Mapping[str, tuple[str, str]] = FAMILY_STYLES,
 ) -> dict[str, dict[str, Any]]:
-    """Line styles coloured by family (hue) and depth (shade: the deeper, the darker).
+    """Line styles colored by family (hue) and depth (shade: the deeper, the darker).
 
     Args:
         lines: Line label -> ``(family, depth)``, e.g. ``{"plain, L=10": ("plain", 10)}``.
-        families: Family -> ``(colormap name, line style)``; the default colours plain
+        families: Family -> ``(colormap name, line style)``; the default colors plain
             networks orange (solid) and residual ones blue (dashed).
 
     Returns:
@@ -327,7 +327,7 @@ def plot_depth_curves(
             ``train_err``.
         panels: Panel title -> the networks it shows, e.g. ``{"plain": ["plain-20",
             "plain-56"], "residual": ["ResNet-20", "ResNet-56"]}``.
-        colors: Network -> its colour (both of its lines).
+        colors: Network -> its color (both of its lines).
         ylim: Limits of the shared y axis, in percent.
         figsize: Width and height in inches.
 
@@ -456,7 +456,7 @@ def plot_history(history: Any, num_epochs: int | None = None,
 
 
 def plot_runs(runs: Mapping[str, Any], figsize: tuple[float, float] = (7.0, 2.8)) -> Figure:
-    """Several training histories on one figure, one colour per run: the training loss
+    """Several training histories on one figure, one color per run: the training loss
     (left) and accuracy (right) five times an epoch; the legend gives each run's test
     accuracy, scored once at its end.
 

@@ -93,7 +93,7 @@ T = TypeVar("T")
 
 
 def world() -> tuple[int, int]:
-    """``(rank, world_size)`` of the initialised process group, else ``(0, 1)``."""
+    """``(rank, world_size)`` of the initialized process group, else ``(0, 1)``."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
