@@ -38,6 +38,8 @@ def test_d2l_is_the_books_recipe_and_course_and_quick_share_one() -> None:
     ({"weight_decay": float("inf")}, ["weight_decay", "inf"]),
     ({"label_smoothing": 1.0}, ["label_smoothing", "1.0"]),
     ({"schedule": "step"}, ["schedule", "'step'", "'constant'", "'onecycle'"]),
+    ({"warmup": 0}, ["warmup", "0", "(0, 1)", "quarter"]),
+    ({"warmup": 1.0}, ["warmup", "1.0", "(0, 1)"]),
     ({"init": "he"}, ["init", "'he'", "'kaiming'"]),
     ({"precision": "fp16"}, ["precision", "'fp16'", "'auto'", "'fp32'", "'bf16'"]),
     ({"seed": -1}, ["seed", "-1", "None"]),

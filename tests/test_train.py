@@ -481,6 +481,23 @@ def test_one_cycle_moves_the_recipes_momentum_against_the_rate(
     assert max(seen.values()) == pytest.approx(expected[0])
 
 
+@pytest.mark.parametrize(("warmup", "peak"), [(0.25, 9), (0.1, 3), (0.5, 19)])
+def test_one_cycle_peaks_after_the_recipes_warm_up(warmup: float, peak: int) -> None:
+    """Over 40 steps the rate rises for ``warmup`` of them, peaks at ``lr``, then falls."""
+    recipe = Recipe(num_epochs=1, lr=0.2, momentum=0.9, schedule="onecycle", warmup=warmup)
+    optimizer, scheduler = make_optimizer(Tiny(), recipe, num_batches=40)
+    rates = []
+    for _ in range(40):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates.index(max(rates)) == peak and max(rates) == pytest.approx(0.2)
+    assert rates[:peak + 1] == sorted(rates[:peak + 1])
+    assert rates[peak:] == sorted(rates[peak:], reverse=True)
+    with pytest.raises(ValueError, match="single step"):     # not a ZeroDivisionError
+        make_optimizer(Tiny(), recipe, num_batches=round(1 / warmup))
+
+
 @pytest.mark.parametrize("bias_decay", [True, False])
 def test_without_bias_decay_only_the_weights_of_convolutions_and_linear_layers_decay(
         bias_decay: bool) -> None:

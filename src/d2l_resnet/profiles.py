@@ -1,6 +1,6 @@
 """The training recipe, written once, and the profiles that hold one.
 
-A :class:`Recipe` is how to train (epochs, rate, optimizer, schedule, loss, initialisation,
+A :class:`Recipe` is how to train (epochs, rate, optimizer, schedule, loss, initialization,
 precision, memory layout, seed); a :class:`DataSpec` is what to train on (batch size,
 image size, subsets, augmentation); a :class:`Profile` names a pair of them. The
 notebooks and the CLI choose a profile with the environment variable
@@ -68,7 +68,9 @@ class Recipe:
             bias decay" of He et al., *Bag of Tricks*, 2019, Sec. 3.1).
         label_smoothing: Label smoothing of the cross-entropy loss.
         schedule: ``"constant"``, or ``"onecycle"``: warm up to ``lr`` over the first
-            quarter of the steps, then anneal (cosine) to nearly zero, stepped per batch.
+            ``warmup`` of the steps, then anneal (cosine) to nearly zero, stepped per batch.
+        warmup: The share of the steps the one-cycle schedule warms up over (0.25: the
+            first quarter).
         init: ``"xavier"`` (the source), ``"kaiming"`` (He init with each residual branch
             starting at zero, see :func:`d2l_resnet.model.init_weights`), ``"default"``
             (PyTorch's), or None to keep the weights as they are (fine-tuning).
@@ -81,7 +83,7 @@ class Recipe:
             (:func:`d2l_resnet.model.use_matmul_convs`): same results, faster on a CPU.
         flip_tta: Score held-out images as the mean of the predictions for the image and
             its mirror image (test-time augmentation, for networks trained with flips).
-        seed: Seed everything first (initialisation, shuffling, augmentation), or None.
+        seed: Seed everything first (initialization, shuffling, augmentation), or None.
     """
 
     num_epochs: int = 10
@@ -92,6 +94,7 @@ class Recipe:
     bias_decay: bool = True
     label_smoothing: float = 0.0
     schedule: str = "constant"
+    warmup: float = 0.25
     init: str | None = "xavier"
     precision: str = "fp32"
     channels_last: bool = False
@@ -106,6 +109,8 @@ class Recipe:
         check_range("weight_decay", self.weight_decay, 0, math.inf)
         check_range("label_smoothing", self.label_smoothing, 0, 1)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_range("warmup", self.warmup, 0, 1, low_open=True, hint="0.25 warms up over "
+                    "the first quarter of the steps")
         check_choice("init", self.init, (*INITS, None))
         check_choice("precision", self.precision, PRECISIONS)
         check_int("seed", self.seed, allow_none=True)
@@ -232,7 +237,8 @@ class Profile:
 # smoothing 0.2 and 32x32 inputs no better than the recipe. Round 7 found sparing
 # the biases and BatchNorm's scales and shifts weight decay better by 1.7 standard
 # errors from six seeds each, and the recipe took it. Round 8 found neither the last
-# epoch without flips nor batches of 128 worth more seeds. `experiment tta` found shifted
+# epoch without flips nor batches of 128 worth more seeds, and round 9 neither a warm-up
+# over a tenth of the steps nor over two fifths. `experiment tta` found shifted
 # copies at test time no better than flips alone. The tables are
 # results/recipe_round*.csv and results/tta.csv, discussed in notebook 04.
 COURSE_RECIPE = Recipe(

@@ -388,7 +388,7 @@ class EpochRecorder:
 
 
 def prepare_network(net: nn.Module, recipe: Recipe, device: torch.device) -> nn.Module:
-    """Seed, initialise and place the network as the recipe says (in place)."""
+    """Seed, initialize and place the network as the recipe says (in place)."""
     if recipe.seed is not None:
         set_seed(recipe.seed)
     if recipe.init is not None:
@@ -420,10 +420,14 @@ def make_optimizer(net: nn.Module, recipe: Recipe, num_batches: int
     # The one-cycle policy moves the momentum against the rate: from momentum + 0.05 at
     # the start down to momentum - 0.05 at the peak rate and back (0.95 and 0.85 for 0.9,
     # PyTorch's defaults). Without momentum there is none to cycle.
-    m = recipe.momentum
+    m, steps = recipe.momentum, recipe.num_epochs * num_batches
+    if recipe.warmup * steps == 1:      # OneCycleLR would divide by zero at the first step
+        raise ValueError(f"a warm-up of {recipe.warmup} of {steps} steps is a single step, "
+                         f"which the one-cycle schedule cannot take: change warmup or the "
+                         f"number of steps (epochs x batches)")
     return optimizer, torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, total_steps=recipe.num_epochs * num_batches,
-        pct_start=0.25, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
+        optimizer, max_lr=recipe.lr, total_steps=steps,
+        pct_start=recipe.warmup, anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0,
         cycle_momentum=m > 0, base_momentum=round(max(m - 0.05, 0.0), 6),
         max_momentum=round(min(m + 0.05, 0.999), 6))
 

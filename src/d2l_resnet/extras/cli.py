@@ -323,10 +323,10 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                                              "(minutes on a GPU, hours on a 2-core CPU)")
     recipe.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per variant (2)")
     recipe.add_argument("--round", type=int, default=1, choices=sorted(RECIPE_ROUNDS),
-                        help="1: one change at a time from the starting point; 2: its two "
-                             "winners together; 3: shorter schedules; 4: 10 or 13 epochs; "
-                             "5: random erasing, stronger label smoothing; 6: images resized to "
-                             "32x32; 7: no weight decay on biases and BatchNorm (1)")
+                        help="1: one change at a time; 2: its two winners together; 3: "
+                             "shorter schedules; 4: 10 or 13 epochs; 5: random erasing, label "
+                             "smoothing 0.2; 6: 32x32 images; 7: no bias decay; 8: last epoch "
+                             "without flips, batch 128; 9: warm-up 10%%, 40%% (1)")
     recipe.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="only these variants of the round (default: all of "
                              "d2l_resnet.extras.experiments.RECIPE_ROUNDS[round])")
