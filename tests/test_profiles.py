@@ -59,6 +59,7 @@ def test_differences_name_every_setting_that_differs_or_is_missing() -> None:
     del stored["flip_tta"]
     diff = Recipe(lr=0.1).differences(stored)
     assert list(diff) == ["flip_tta"] and diff["flip_tta"][1] is False
+    assert repr(diff["flip_tta"][0]) == "not stored"       # as a resume error shows it
 
 
 def test_profile_replace_routes_each_setting_to_the_recipe_or_the_data() -> None:

@@ -305,6 +305,11 @@ def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"label_smoothing: 0\.1 -> 0\.0, flip_tta: "
                                          r"False -> True\)"):
         _run(num_epochs=1, label_smoothing=0.0, flip_tta=True, checkpoint=path, resume=True)
+    state = load_checkpoint(path)             # written before the recipe had a warmup
+    del state["recipe"]["warmup"]
+    save_checkpoint(path, state)
+    with pytest.raises(ValueError, match=r"\(warmup: not stored -> 0\.25\)"):
+        _run(num_epochs=1, checkpoint=path, resume=True)
 
 
 def test_resume_from_an_older_checkpoint_says_so_and_its_weights_still_load(tmp_path) -> None:

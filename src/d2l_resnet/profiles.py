@@ -33,6 +33,7 @@ from d2l_resnet.model import INITS
 __all__ = [
     "DEFAULT_PROFILE",
     "INITS",
+    "NOT_STORED",
     "PROFILES",
     "PROFILE_ENV",
     "SCHEDULES",
@@ -45,6 +46,15 @@ __all__ = [
 PROFILE_ENV = "D2L_RESNET_PROFILE"
 DEFAULT_PROFILE = "course"
 SCHEDULES = ("constant", "onecycle")
+
+
+class _NotStored:
+    def __repr__(self) -> str:
+        return "not stored"
+
+
+#: The stored value :meth:`Recipe.differences` reports for a setting a stored recipe lacks.
+NOT_STORED = _NotStored()
 
 
 @dataclass(frozen=True)
@@ -125,11 +135,11 @@ class Recipe:
 
     def differences(self, other: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """The settings where ``other`` (a stored ``asdict(recipe)``) differs from this one:
-        ``{name: (stored value, this value)}``; a setting missing from ``other`` counts."""
-        mine = dataclasses.asdict(self)
-        missing = object()
-        return {name: (other.get(name, missing), value) for name, value in mine.items()
-                if other.get(name, missing) != value}
+        ``{name: (stored value, this value)}``; a setting missing from ``other`` (stored by
+        an older version) counts, as :data:`NOT_STORED`."""
+        return {name: (other.get(name, NOT_STORED), value)
+                for name, value in dataclasses.asdict(self).items()
+                if other.get(name, NOT_STORED) != value}
 
 
 @dataclass(frozen=True)
