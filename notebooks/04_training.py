@@ -654,7 +654,7 @@ assert not screened                       # neither comes near the gain 0.93 nee
 # Round 9 screened the last free change left, the schedule's shape: the warm-up over a
 # tenth of the steps (more of them annealing from the peak) and over two fifths, against
 # the recipe's quarter (`Recipe.warmup`). It ran on the same CPU as round 8, with the
-# same seeds and command, and is measured against round 8's runs of the recipe, by the
+# same seeds and options, and is measured against round 8's runs of the recipe, by the
 # same rule.
 
 # %%
