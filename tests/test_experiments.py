@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from d2l_resnet.extras.cli import main
 from d2l_resnet.extras.experiments import (
@@ -13,6 +14,7 @@ from d2l_resnet.extras.experiments import (
     RECIPE_ROUNDS,
     TTA_VIEWS,
     depth_runs,
+    machine,
     recipe_runs,
     source_lr_runs,
     tta_runs,
@@ -185,6 +187,16 @@ def test_experiment_command_refuses_unknown_variants_and_counts(capsys) -> None:
     assert main(["experiment", "lr", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
     assert "--seeds" in err and "0" in err
+
+
+def test_the_machine_records_each_runs_threads_when_runs_share_the_cores(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert machine("cpu")["threads"] == torch.get_num_threads()
+    assert machine("cpu", jobs=2)["threads"] == 4        # 8 cores, 2 runs at a time
+    assert machine("cpu", jobs=3)["threads"] == 2
+    assert machine("cpu", jobs=16)["threads"] == 1
+    assert machine("cpu", jobs=2)["cpus"] == 8
 
 
 def test_the_seed_spread_pools_the_pairs_of_runs() -> None:

@@ -206,15 +206,17 @@ DEFAULT_DEPTH_NETWORKS = ("plain-20", "ResNet-20", "plain-56", "ResNet-56", "pla
 STEM_NETWORKS = ("ResNet-18", "ResNet-18, 3x3 stem")
 
 
-def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """What ran an experiment: processor or GPU, instruction set, threads, versions."""
+def machine(device: torch.device | str = "cpu", jobs: int = 1) -> dict[str, Any]:
+    """What ran an experiment: processor or GPU, instruction set, threads (each run's, with
+    ``jobs`` runs at a time), versions."""
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model()
     capped = all(os.environ.get(k, "").lower() == v.lower() for k, v in AVX2_CAPS.items())
     return {"device": device.type, "processor": name,
             "instruction_set": ("capped at AVX2" if capped else
                                 f"native (ATen {torch.backends.cpu.get_cpu_capability()})"),
-            "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads() if jobs == 1 else _threads_per_job(jobs),
+            "cpus": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": importlib.metadata.version("torchvision")}
 
@@ -259,10 +261,15 @@ def _in_processes(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], jobs
     if jobs == 1:
         yield from (fn(*args) for args in calls)
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+                             initializer=torch.set_num_threads,
+                             initargs=(_threads_per_job(jobs),)) as pool:
         yield from (f.result() for f in [pool.submit(fn, *args) for args in calls])
+
+
+def _threads_per_job(jobs: int) -> int:
+    """The threads of each of ``jobs`` processes at a time: the cores shared out."""
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 # -- lr: the source's recipe at lr 0.9 and 0.05 -------------------------------------------
@@ -591,7 +598,7 @@ def run_experiment(name: str, out: Path | None = None, **options: Any) -> list[P
     meta = {"command": "python -m d2l_resnet " + " ".join(sys.argv[1:]),
             "experiment": name, "options": {k: _plain(v) for k, v in options.items()
                                             if k not in ("log", "root")},
-            "precision": precision, "machine": machine(device),
+            "precision": precision, "machine": machine(device, options.get("jobs", 1)),
             "seconds": round(time.perf_counter() - started, 1),
             "date": time.strftime("%Y-%m-%d")}
     return [path for table, rows in tables.items()
