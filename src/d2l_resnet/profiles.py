@@ -247,10 +247,11 @@ class Profile:
 # smoothing 0.2 and 32x32 inputs no better than the recipe. Round 7 found sparing
 # the biases and BatchNorm's scales and shifts weight decay better by 1.7 standard
 # errors from six seeds each, and the recipe took it. Round 8 found neither the last
-# epoch without flips nor batches of 128 worth more seeds, and round 9 neither a warm-up
-# over a tenth of the steps nor over two fifths. `experiment tta` found shifted
-# copies at test time no better than flips alone. The tables are
-# results/recipe_round*.csv and results/tta.csv, discussed in notebook 04.
+# epoch without flips nor batches of 128 worth more seeds, round 9 neither a warm-up
+# over a tenth of the steps nor over two fifths, and round 10 neither half nor twice the
+# weight decay. `experiment tta` found shifted copies at test time no better than flips
+# alone. The tables are results/recipe_round*.csv and results/tta.csv, discussed in
+# notebook 04.
 COURSE_RECIPE = Recipe(
     num_epochs=10, lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4,
     bias_decay=False, label_smoothing=0.1, schedule="onecycle", init="kaiming", precision="auto",

@@ -42,6 +42,7 @@ COMMANDS = {"source_lr": "experiment lr", "recipe_round1": "experiment recipe --
             "recipe_round7": "experiment recipe --round 7 --seeds 6",
             "recipe_round8": "experiment recipe --round 8 --seeds 2 --jobs 2",
             "recipe_round9": "experiment recipe --round 9 --seeds 2 --jobs 2",
+            "recipe_round10": "experiment recipe --round 10 --seeds 2 --jobs 2",
             "tta": "experiment tta --seeds 4",
             "depth": "experiment depth",
             "depth_curves": "experiment depth", "stem": "experiment stem",

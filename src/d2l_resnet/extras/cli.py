@@ -326,7 +326,8 @@ def _add_experiment(commands: argparse._SubParsersAction) -> None:
                         help="1: one change at a time; 2: its two winners together; 3: "
                              "shorter schedules; 4: 10 or 13 epochs; 5: random erasing, label "
                              "smoothing 0.2; 6: 32x32 images; 7: no bias decay; 8: last epoch "
-                             "without flips, batch 128; 9: warm-up 10%%, 40%% (1)")
+                             "without flips, batch 128; 9: warm-up 10%%, 40%%; 10: weight "
+                             "decay 2.5e-4, 1e-3 (1)")
     recipe.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="only these variants of the round (default: all of "
                              "d2l_resnet.extras.experiments.RECIPE_ROUNDS[round])")
