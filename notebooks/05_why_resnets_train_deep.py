@@ -420,11 +420,12 @@ assert all(checks.values())
 # 10^{-38}$; below it, *subnormal* numbers keep fewer and fewer significant bits down to
 # $1.4 \cdot 10^{-45}$, and anything smaller is 0. A deep plain stack's gradients fall
 # into that range, or below it (checked after the table). Over 1000 layers that multiply
-# the gradient, the last rounding differences of the CPU's arithmetic grow too: capped
-# at AVX2, this CPU gives the 1000-layer plain stack with BatchNorm (default
-# initialization) a ratio of $2 \cdot 10^{87}$ instead of $9 \cdot 10^{86}$, and the
-# number of threads changes it too. So the tests do not compare the table's digits; what
-# the text says of it is asserted after the figure, on every CPU.
+# the gradient, the last rounding differences of the CPU's arithmetic grow too: the
+# 1000-layer plain stack with BatchNorm (default initialization) has a ratio of
+# $3 \cdot 10^{87}$ in the run shown (a 2-core AMD EPYC), $9 \cdot 10^{86}$ on a Xeon and
+# $2 \cdot 10^{87}$ on the same Xeon capped at AVX2, and the number of threads changes it
+# too. So the tests do not compare the table's digits; what the text says of it is
+# asserted after the figure, on every CPU.
 
 # %%
 show_source(layer_grad_norms)
@@ -804,8 +805,8 @@ fig
 # %% [markdown]
 # The preview shows how training starts: the deeper plain network learns more slowly.
 # In the run shown (`course` profile, 600 steps), plain-56 ends at a training loss of
-# 1.19, twice plain-20's 0.60. ResNet-56 ends at 0.73, near plain-20 though still above
-# ResNet-20 (0.48): in so few steps its extra depth does not pay yet, but it does not
+# 1.28, twice plain-20's 0.62. ResNet-56 ends at 0.71, near plain-20 though still above
+# ResNet-20 (0.44): in so few steps its extra depth does not pay yet, but it does not
 # hold it back the way it holds back plain-56. The assertions check the same ordering
 # in the `quick` profile's 100 steps. ResNet-56 starts badly: its loss first rises
 # above $\ln 10$ and comes back within a few dozen steps. He et al. met the same with

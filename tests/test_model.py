@@ -239,7 +239,7 @@ def test_summary_restores_training_mode_and_checks_input() -> None:
         summarize(net, (1, 28, 28))
 
 
-# -- initialisation and the matrix-product convolution
+# -- initialization and the matrix-product convolution
 
 
 @pytest.mark.parametrize("scheme", ["xavier", "kaiming", "default"])

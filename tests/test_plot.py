@@ -167,7 +167,7 @@ def test_live_plot_displays_once_then_updates_the_same_handle(
 
 def test_confusion_matrix_and_misclassified_figures() -> None:
     fig = plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b"])
-    assert len(fig.axes) == 2                       # the matrix and its colour bar
+    assert len(fig.axes) == 2                       # the matrix and its color bar
     with pytest.raises(ValueError, match="must be 3x3"):
         plot_confusion_matrix([[1, 2], [3, 4]], ["a", "b", "c"])
     images = torch.zeros(5, 28, 28, dtype=torch.uint8)
@@ -270,7 +270,7 @@ def _luminance(color: str) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
-def test_family_styles_colour_by_family_and_shade_by_depth() -> None:
+def test_family_styles_color_by_family_and_shade_by_depth() -> None:
     lines = {f"{family}, L={L}": (family, L) for family in ("plain", "residual")
              for L in (100, 10, 30)}
     styles = family_styles(lines)

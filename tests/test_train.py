@@ -378,7 +378,7 @@ def test_train_epoch_is_the_loop_that_train_runs() -> None:
     train_iter, _ = _loaders()
     net = Tiny()
     set_seed(0)
-    init_weights(net, "kaiming")      # as train does: seed, then initialise
+    init_weights(net, "kaiming")      # as train does: seed, then initialize
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True,
                                 weight_decay=5e-4, fused=True)
     loss = nn.CrossEntropyLoss(label_smoothing=0.1)

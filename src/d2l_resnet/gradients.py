@@ -289,7 +289,7 @@ def gradient_correlation(net: nn.Module, X: torch.Tensor, y: torch.Tensor,
                          noise: float = 0.01, seed: int = 0) -> list[float]:
     """How alike the gradients at nearby inputs are: one correlation per example.
 
-    Each input ``x`` gets a neighbour ``x + noise * z``, ``z`` standard normal noise of
+    Each input ``x`` gets a neighbor ``x + noise * z``, ``z`` standard normal noise of
     the input's shape; the result is the correlation (Pearson's, over the input's
     features) between ``dE/dx`` at the two (:func:`input_gradients`). Near 1 the
     gradient changes smoothly with the input; near 0 the two gradients are as unrelated
@@ -298,7 +298,7 @@ def gradient_correlation(net: nn.Module, X: torch.Tensor, y: torch.Tensor,
     Args:
         net: The network (its mode is left as it is).
         X: Inputs ``(N, ...)``, e.g. standardized images ``(N, 1, 28, 28)``.
-        y: Class labels ``(N,)``: each input and its neighbour share the label.
+        y: Class labels ``(N,)``: each input and its neighbor share the label.
         noise: Standard deviation of the perturbation, in the units of ``X``.
         seed: Seed of the noise.
 

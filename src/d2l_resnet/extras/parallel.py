@@ -63,7 +63,7 @@ def shard_gradient(X: torch.Tensor, y: torch.Tensor, *, train_mode: bool,
             function of each example wherever the example is).
         sync_bn: In a process group, synchronize BatchNorm across the ranks
             (:func:`d2l_resnet.extras.distributed.sync_batchnorm`), as ``train`` does.
-        seed: Seeds the network's initialisation.
+        seed: Seeds the network's initialization.
     """
     torch.manual_seed(seed)
     net: nn.Module = init_weights(resnet18(), "xavier")
